@@ -1,0 +1,196 @@
+import { open, readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { CheckpointError } from '../errors.js';
+import { DTYPE_BYTES, type TensorDType, type TensorIndex, type TensorInfo } from './tensor-info.js';
+
+/**
+ * safetensors layout: u64 little-endian header length N, N bytes of JSON, then the data
+ * section. Every tensor entry is {dtype, shape, data_offsets: [begin, end]} relative to the
+ * data section. We only ever read the header here; tensor bytes stay on disk for ORT to map.
+ */
+
+/** Headers of real checkpoints are a few tens of KB; 100 MB matches the reference implementation's cap. */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+export interface SafetensorsFile {
+  path: string;
+  metadata: Record<string, string>;
+  tensors: TensorIndex;
+  /** Absolute offset where the data section starts (8 + header length). */
+  dataStart: number;
+}
+
+const KNOWN_DTYPES = new Set(Object.keys(DTYPE_BYTES));
+
+export async function readSafetensors(path: string): Promise<SafetensorsFile> {
+  const file = resolve(path);
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch (e) {
+    throw new CheckpointError(file, `cannot open safetensors file (${(e as NodeJS.ErrnoException).code ?? e})`, { cause: e });
+  }
+  try {
+    const { size } = await handle.stat();
+    if (size < 8) throw new CheckpointError(file, `file is ${size} bytes, too short for a safetensors header (needs at least 8)`);
+    const lenBuf = Buffer.alloc(8);
+    await handle.read(lenBuf, 0, 8, 0);
+    const headerLen = lenBuf.readBigUInt64LE(0);
+    if (headerLen > BigInt(MAX_HEADER_BYTES)) {
+      throw new CheckpointError(file, `header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit; not a safetensors file?`);
+    }
+    const n = Number(headerLen);
+    if (8 + n > size) {
+      throw new CheckpointError(file, `header length ${n} runs past the end of the ${size}-byte file (truncated?)`);
+    }
+    const headerBuf = Buffer.alloc(n);
+    await handle.read(headerBuf, 0, n, 8);
+    return parseHeader(file, headerBuf, size);
+  } finally {
+    await handle.close();
+  }
+}
+
+function parseHeader(file: string, headerBuf: Buffer, fileSize: number): SafetensorsFile {
+  let header: unknown;
+  try {
+    header = JSON.parse(headerBuf.toString('utf8'));
+  } catch (e) {
+    throw new CheckpointError(file, `header is not well-formed JSON (${(e as Error).message})`);
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) {
+    throw new CheckpointError(file, 'header JSON must be an object mapping tensor names to entries');
+  }
+  const dataStart = 8 + headerBuf.length;
+  const dataSize = fileSize - dataStart;
+  const metadata: Record<string, string> = {};
+  const tensors: TensorIndex = new Map();
+  const spans: Array<[number, number, string]> = [];
+
+  for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
+        throw new CheckpointError(file, '__metadata__ must be an object of string values');
+      }
+      for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
+        if (typeof v !== 'string') throw new CheckpointError(file, `__metadata__.${k} must be a string`);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const info = parseEntry(file, name, entry, dataStart, dataSize);
+    tensors.set(name, info);
+    spans.push([info.offset, info.offset + info.length, name]);
+  }
+
+  // Overlapping tensors would let one weight silently alias another.
+  spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  for (let i = 1; i < spans.length; i++) {
+    const prev = spans[i - 1];
+    const cur = spans[i];
+    if (cur[0] < prev[1]) {
+      throw new CheckpointError(file, `tensors "${prev[2]}" and "${cur[2]}" overlap in the data section`);
+    }
+  }
+  return { path: file, metadata, tensors, dataStart };
+}
+
+function parseEntry(file: string, name: string, entry: unknown, dataStart: number, dataSize: number): TensorInfo {
+  const where = `tensor "${name}"`;
+  if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
+    throw new CheckpointError(file, `${where}: entry must be an object with dtype, shape and data_offsets`);
+  }
+  const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
+  if (typeof dtype !== 'string' || !KNOWN_DTYPES.has(dtype)) {
+    throw new CheckpointError(file, `${where}: unknown dtype ${JSON.stringify(dtype)} (known: ${[...KNOWN_DTYPES].join(', ')})`);
+  }
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new CheckpointError(file, `${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+  }
+  if (
+    !Array.isArray(offsets) || offsets.length !== 2 ||
+    !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[1] < offsets[0]
+  ) {
+    throw new CheckpointError(file, `${where}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offsets)}`);
+  }
+  const [begin, end] = offsets as [number, number];
+  if (end > dataSize) {
+    throw new CheckpointError(file, `${where}: data_offsets [${begin}, ${end}] run past the data section (${dataSize} bytes)`);
+  }
+  // Multiply step by step so an absurd shape cannot overflow past the safe-integer range unnoticed.
+  let expected = DTYPE_BYTES[dtype as TensorDType];
+  for (const d of shape as number[]) {
+    expected *= d;
+    if (!Number.isSafeInteger(expected)) throw new CheckpointError(file, `${where}: shape ${JSON.stringify(shape)} is too large`);
+  }
+  if (expected !== end - begin) {
+    throw new CheckpointError(
+      file,
+      `${where}: shape ${JSON.stringify(shape)} of ${dtype} needs ${expected} bytes but data_offsets span ${end - begin}`,
+    );
+  }
+  return { name, dtype: dtype as TensorDType, shape: shape as number[], file, offset: dataStart + begin, length: end - begin };
+}
+
+/**
+ * Sharded checkpoints: `model.safetensors.index.json` maps each tensor name to a shard file
+ * in the same folder. The result merges the shards' indexes.
+ */
+export async function readShardedSafetensors(indexPath: string): Promise<TensorIndex> {
+  const file = resolve(indexPath);
+  let index: unknown;
+  try {
+    index = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new CheckpointError(file, `cannot read shard index (${(e as Error).message})`, { cause: e });
+  }
+  const weightMap = (index as { weight_map?: unknown })?.weight_map;
+  if (weightMap === null || typeof weightMap !== 'object' || Array.isArray(weightMap)) {
+    throw new CheckpointError(file, 'shard index has no "weight_map" object');
+  }
+  const shards = new Map<string, string[]>();
+  for (const [name, shard] of Object.entries(weightMap as Record<string, unknown>)) {
+    if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\') || shard.startsWith('.')) {
+      throw new CheckpointError(file, `weight_map["${name}"] must be a plain file name in the same folder, got ${JSON.stringify(shard)}`);
+    }
+    if (!shards.has(shard)) shards.set(shard, []);
+    shards.get(shard)!.push(name);
+  }
+  const merged: TensorIndex = new Map();
+  for (const [shard, names] of shards) {
+    const parsed = await readSafetensors(resolve(dirname(file), shard));
+    for (const name of names) {
+      const info = parsed.tensors.get(name);
+      if (!info) throw new CheckpointError(parsed.path, `shard index says it holds "${name}" but it does not`);
+      merged.set(name, info);
+    }
+  }
+  return merged;
+}
+
+/** Typed view of a tensor's elements, for small tensors (goldens, tests) and data we must inspect. */
+export type TensorData = Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array | Uint16Array;
+
+/** Reads a tensor's bytes from disk. F16/BF16 come back as raw Uint16Array bit patterns. */
+export async function readTensorData(info: TensorInfo): Promise<TensorData> {
+  const handle = await open(info.file, 'r');
+  try {
+    // Own, aligned buffer so typed views over it are always legal.
+    const bytes = new Uint8Array(new ArrayBuffer(info.length));
+    const { bytesRead } = await handle.read(bytes, 0, info.length, info.offset);
+    if (bytesRead !== info.length) throw new CheckpointError(info.file, `tensor "${info.name}" is truncated`);
+    const buf = bytes.buffer;
+    switch (info.dtype) {
+      case 'F32': return new Float32Array(buf);
+      case 'F64': return new Float64Array(buf);
+      case 'I64': return new BigInt64Array(buf);
+      case 'I32': return new Int32Array(buf);
+      case 'I16': return new Int16Array(buf);
+      case 'I8': return new Int8Array(buf);
+      case 'F16': case 'BF16': return new Uint16Array(buf);
+      case 'U8': case 'BOOL': return bytes;
+    }
+  } finally {
+    await handle.close();
+  }
+}
