@@ -1,0 +1,158 @@
+import type { BlipConfig, TextConfig } from '../checkpoint/config.js';
+import { visionTokens } from '../checkpoint/config.js';
+import type { TensorIndex } from '../checkpoint/tensor-info.js';
+import { type BuiltGraph, GraphBuilder } from './builder.js';
+import { DataType } from './onnx-proto.js';
+
+/**
+ * BLIP retrieval as four ONNX graphs, split where work can be reused:
+ *
+ *   vision    pixel_values -> vision states, normalised ITC image feature   (once per image)
+ *   cross_kv  vision states -> per-layer cross-attention keys and values     (once per image, ITM only)
+ *   text      input_ids, mask -> normalised ITC text feature                 (once per caption)
+ *   itm       input_ids, mask, cross keys/values -> ITM logits               (per pair)
+ *
+ * Each mirrors the matching forward() of transformers' modeling_blip.py / modeling_blip_text.py.
+ * A cross_kv batch of one broadcasts against any caption batch, so one image scores many
+ * captions without its states being copied.
+ */
+
+const F = DataType.FLOAT;
+const I64 = DataType.INT64;
+
+export function buildVisionGraph(config: BlipConfig, weights: TensorIndex, label: string): BuiltGraph {
+  const v = config.vision_config;
+  const g = new GraphBuilder('blip_vision', weights, label);
+  const D = v.hidden_size;
+  const tokens = visionTokens(v);
+  const pixels = g.input('pixel_values', F, ['batch', v.num_channels, v.image_size, v.image_size]);
+
+  // BlipVisionEmbeddings: conv patches, class token first, learned positions.
+  const conv = g.op('Conv', [
+    pixels,
+    g.weight('vision_model.embeddings.patch_embedding.weight', [D, v.num_channels, v.patch_size, v.patch_size]),
+    g.weight('vision_model.embeddings.patch_embedding.bias', [D]),
+  ], { kernel_shape: [v.patch_size, v.patch_size], strides: [v.patch_size, v.patch_size] });
+  const patches = g.op('Transpose', [g.op('Reshape', [conv, g.constInt64([0, D, -1])])], { perm: [0, 2, 1] });
+  const batch = g.op('Shape', [pixels], { start: 0, end: 1 });
+  const clsShape = g.op('Concat', [batch, g.constInt64([1, D])], { axis: 0 });
+  const cls = g.op('Expand', [g.weight('vision_model.embeddings.class_embedding', [1, 1, D]), clsShape]);
+  let h = g.op('Add', [
+    g.op('Concat', [cls, patches], { axis: 1 }),
+    g.weight('vision_model.embeddings.position_embedding', [1, tokens, D]),
+  ]);
+
+  const heads = v.num_attention_heads;
+  const headDim = D / heads;
+  for (let i = 0; i < v.num_hidden_layers; i++) {
+    const p = `vision_model.encoder.layers.${i}`;
+    // Pre-norm block; qkv is one projection whose rows are query, key, value.
+    const normed = g.layerNorm(h, `${p}.layer_norm1`, D, v.layer_norm_eps);
+    const qkv = g.linear(normed, `${p}.self_attn.qkv`, D, 3 * D);
+    const split = g.op('Transpose', [g.op('Reshape', [qkv, g.constInt64([0, -1, 3, heads, headDim])])], { perm: [2, 0, 3, 1, 4] });
+    const [q, k, vv] = [0, 1, 2].map((j) => g.op('Gather', [split, g.constInt64([j], [])], { axis: 0 }));
+    const kT = g.op('Transpose', [k], { perm: [0, 1, 3, 2] });
+    const ctx = g.attention(q, kT, vv, { mul: headDim ** -0.5 });
+    h = g.op('Add', [g.linear(g.mergeHeads(ctx, D), `${p}.self_attn.projection`, D, D), h]);
+    const normed2 = g.layerNorm(h, `${p}.layer_norm2`, D, v.layer_norm_eps);
+    const mlp = g.linear(g.activation(g.linear(normed2, `${p}.mlp.fc1`, D, v.intermediate_size), v.hidden_act), `${p}.mlp.fc2`, v.intermediate_size, D);
+    h = g.op('Add', [mlp, h]);
+  }
+  const states = g.layerNorm(h, 'vision_model.post_layernorm', D, v.layer_norm_eps);
+  g.output(states, 'vision_states', F, ['batch', tokens, D]);
+
+  const feat = g.l2Normalize(g.linear(g.selectToken(states, 0), 'vision_proj', D, config.image_text_hidden_size));
+  g.output(feat, 'image_embeds', F, ['batch', config.image_text_hidden_size]);
+  return g.build();
+}
+
+export function buildCrossKVGraph(config: BlipConfig, weights: TensorIndex, label: string): BuiltGraph {
+  const t = config.text_config;
+  const g = new GraphBuilder('blip_cross_kv', weights, label);
+  const tokens = visionTokens(config.vision_config);
+  const states = g.input('vision_states', F, ['image_batch', tokens, t.encoder_hidden_size]);
+  const heads = t.num_attention_heads;
+  const headDim = t.hidden_size / heads;
+  for (let i = 0; i < t.num_hidden_layers; i++) {
+    const p = `text_encoder.encoder.layer.${i}.crossattention.self`;
+    const k = g.linear(states, `${p}.key`, t.encoder_hidden_size, t.hidden_size);
+    const v = g.linear(states, `${p}.value`, t.encoder_hidden_size, t.hidden_size);
+    const kT = g.op('Transpose', [g.op('Reshape', [k, g.constInt64([0, -1, heads, headDim])])], { perm: [0, 2, 3, 1] });
+    g.output(kT, crossKeyName(i), F, ['image_batch', heads, headDim, tokens]);
+    g.output(g.splitHeads(v, heads, headDim), crossValueName(i), F, ['image_batch', heads, tokens, headDim]);
+  }
+  return g.build();
+}
+
+export const crossKeyName = (layer: number): string => `cross_key_t.${layer}`;
+export const crossValueName = (layer: number): string => `cross_value.${layer}`;
+
+/** The text encoder alone (ITC): bidirectional self-attention, no image. */
+export function buildTextGraph(config: BlipConfig, weights: TensorIndex, label: string): BuiltGraph {
+  const t = config.text_config;
+  const g = new GraphBuilder('blip_text', weights, label);
+  const states = textEncoder(g, t, undefined);
+  g.output(states, 'text_states', F, ['batch', 'seq', t.hidden_size]);
+  const feat = g.l2Normalize(g.linear(g.selectToken(states, 0), 'text_proj', t.hidden_size, config.image_text_hidden_size));
+  g.output(feat, 'text_embeds', F, ['batch', config.image_text_hidden_size]);
+  return g.build();
+}
+
+/** The text encoder cross-attending to an image, then the ITM head. */
+export function buildItmGraph(config: BlipConfig, weights: TensorIndex, label: string): BuiltGraph {
+  const t = config.text_config;
+  const g = new GraphBuilder('blip_itm', weights, label);
+  const heads = t.num_attention_heads;
+  const headDim = t.hidden_size / heads;
+  const tokens = visionTokens(config.vision_config);
+  const cross = Array.from({ length: t.num_hidden_layers }, (_, i) => ({
+    kT: g.input(crossKeyName(i), F, ['image_batch', heads, headDim, tokens]),
+    v: g.input(crossValueName(i), F, ['image_batch', heads, tokens, headDim]),
+  }));
+  const states = textEncoder(g, t, cross);
+  g.output(states, 'multimodal_states', F, ['batch', 'seq', t.hidden_size]);
+  g.output(g.linear(g.selectToken(states, 0), 'itm_head', t.hidden_size, 2), 'itm_logits', F, ['batch', 2]);
+  return g.build();
+}
+
+/** BlipTextModel.forward: embeddings then BERT post-norm layers, optional cross-attention. */
+function textEncoder(g: GraphBuilder, t: TextConfig, cross: Array<{ kT: string; v: string }> | undefined): string {
+  const H = t.hidden_size;
+  const ids = g.input('input_ids', I64, ['batch', 'seq']);
+  const mask = g.input('attention_mask', I64, ['batch', 'seq']);
+
+  const seqLen = g.op('Shape', [ids], { start: 1, end: 2 });
+  const positions = g.op('Slice', [g.weight('text_encoder.embeddings.position_embeddings.weight', [t.max_position_embeddings, H]), g.constInt64([0]), seqLen, g.constInt64([0])]);
+  const words = g.op('Gather', [g.weight('text_encoder.embeddings.word_embeddings.weight', [t.vocab_size, H]), ids], { axis: 0 });
+  let h = g.layerNorm(g.op('Add', [words, positions]), 'text_encoder.embeddings.LayerNorm', H, t.layer_norm_eps);
+
+  // get_extended_attention_mask: (1 - mask) * -10000 over the key axis, not the dtype minimum.
+  const maskF = g.op('Cast', [mask], { to: DataType.FLOAT });
+  const additive = g.op('Unsqueeze', [
+    g.op('Mul', [g.op('Sub', [g.constFloat([1]), maskF]), g.constFloat([-10000])]),
+    g.constInt64([1, 2]),
+  ]);
+
+  const heads = t.num_attention_heads;
+  const headDim = H / heads;
+  const divisor = { div: Math.sqrt(headDim) };
+  for (let i = 0; i < t.num_hidden_layers; i++) {
+    const p = `text_encoder.encoder.layer.${i}`;
+    const q = g.splitHeads(g.linear(h, `${p}.attention.self.query`, H, H), heads, headDim);
+    const kT = g.op('Transpose', [g.op('Reshape', [g.linear(h, `${p}.attention.self.key`, H, H), g.constInt64([0, -1, heads, headDim])])], { perm: [0, 2, 3, 1] });
+    const v = g.splitHeads(g.linear(h, `${p}.attention.self.value`, H, H), heads, headDim);
+    const selfCtx = g.mergeHeads(g.attention(q, kT, v, divisor, additive), H);
+    h = g.layerNorm(g.op('Add', [g.linear(selfCtx, `${p}.attention.output.dense`, H, H), h]), `${p}.attention.output.LayerNorm`, H, t.layer_norm_eps);
+
+    if (cross) {
+      // The image mask is all ones, so its additive term is zero and omitted.
+      const cq = g.splitHeads(g.linear(h, `${p}.crossattention.self.query`, H, H), heads, headDim);
+      const crossCtx = g.mergeHeads(g.attention(cq, cross[i].kT, cross[i].v, divisor), H);
+      h = g.layerNorm(g.op('Add', [g.linear(crossCtx, `${p}.crossattention.output.dense`, H, H), h]), `${p}.crossattention.output.LayerNorm`, H, t.layer_norm_eps);
+    }
+
+    const inter = g.activation(g.linear(h, `${p}.intermediate.dense`, H, t.intermediate_size), t.hidden_act);
+    h = g.layerNorm(g.op('Add', [g.linear(inter, `${p}.output.dense`, t.intermediate_size, H), h]), `${p}.output.LayerNorm`, H, t.layer_norm_eps);
+  }
+  return h;
+}

@@ -1,0 +1,210 @@
+import { realpathSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { CheckpointError } from '../errors.js';
+import type { TensorIndex, TensorInfo } from '../checkpoint/tensor-info.js';
+import {
+  type AttributeValue, DataType, encodeModel, FloatAttr, type NodeProto, type TensorProto, type ValueInfo,
+} from './onnx-proto.js';
+
+export const MS_DOMAIN = 'com.microsoft';
+const ONNX_OPSET = 17;
+
+const CHECKPOINT_DTYPES: Partial<Record<TensorInfo['dtype'], DataType>> = {
+  F32: DataType.FLOAT, F16: DataType.FLOAT16, BF16: DataType.BFLOAT16, F64: DataType.DOUBLE,
+};
+
+/**
+ * A built graph plus what ORT needs to resolve its external data: every weight points into
+ * files of one folder, which becomes the session's external-initializer folder. (ORT refuses
+ * absolute external-data paths and paths that leave that folder, symlinks resolved.)
+ */
+export interface BuiltGraph {
+  name: string;
+  bytes: Uint8Array;
+  weightsFolder: string | undefined;
+  /** Checkpoint tensors referenced, for tests and for diagnostics. */
+  externalTensors: Array<{ name: string; location: string; offset: number; length: number }>;
+}
+
+/**
+ * Builds one ONNX graph node by node. Value names are generated; callers pass them around as
+ * plain strings, which keeps the model code close to the PyTorch forward() it mirrors.
+ */
+export class GraphBuilder {
+  private readonly nodes: NodeProto[] = [];
+  private readonly initializers: TensorProto[] = [];
+  private readonly inputs: ValueInfo[] = [];
+  private readonly outputs: ValueInfo[] = [];
+  private readonly weightCache = new Map<string, string>();
+  private readonly constCache = new Map<string, string>();
+  private readonly external: BuiltGraph['externalTensors'] = [];
+  private weightsFolder: string | undefined;
+  private counter = 0;
+  private usesMsDomain = false;
+
+  constructor(readonly name: string, private readonly weights: TensorIndex, private readonly checkpointLabel: string) {}
+
+  input(name: string, elemType: DataType, shape: Array<number | string>): string {
+    this.inputs.push({ name, elemType, shape });
+    return name;
+  }
+
+  /** Exposes `value` as a graph output called `name`. */
+  output(value: string, name: string, elemType: DataType, shape: Array<number | string>): void {
+    this.op('Identity', [value], {}, [name]);
+    this.outputs.push({ name, elemType, shape });
+  }
+
+  /** A checkpoint tensor as float32, referenced in place (no copy of the bytes). */
+  weight(tensorName: string, expectShape?: number[]): string {
+    const cached = this.weightCache.get(tensorName);
+    if (cached) return cached;
+    const info = this.weights.get(tensorName);
+    if (!info) throw new CheckpointError(this.checkpointLabel, `missing weight "${tensorName}"; is this a BlipForImageTextRetrieval checkpoint?`);
+    if (expectShape && (expectShape.length !== info.shape.length || expectShape.some((d, i) => d !== info.shape[i]))) {
+      throw new CheckpointError(
+        this.checkpointLabel,
+        `weight "${tensorName}" has shape [${info.shape}] but config.json implies [${expectShape}]`,
+      );
+    }
+    const dataType = CHECKPOINT_DTYPES[info.dtype];
+    if (dataType === undefined) throw new CheckpointError(info.file, `weight "${tensorName}" has dtype ${info.dtype}; expected a floating-point type`);
+
+    const real = realpathSync(info.file);
+    const folder = dirname(real);
+    if (this.weightsFolder === undefined) this.weightsFolder = folder;
+    else if (this.weightsFolder !== folder) {
+      throw new CheckpointError(info.file, `weight files must all lie in one folder (found ${this.weightsFolder} and ${folder})`);
+    }
+    const location = basename(real);
+    const initName = `w:${tensorName}`;
+    this.initializers.push({
+      name: initName, dataType, dims: info.shape, external: { location, offset: info.offset, length: info.length },
+    });
+    this.external.push({ name: tensorName, location, offset: info.offset, length: info.length });
+    const value = dataType === DataType.FLOAT ? initName : this.op('Cast', [initName], { to: DataType.FLOAT });
+    this.weightCache.set(tensorName, value);
+    return value;
+  }
+
+  constInt64(values: number[], dims: number[] = [values.length]): string {
+    const key = `i64:${dims}:${values}`;
+    const cached = this.constCache.get(key);
+    if (cached) return cached;
+    const raw = new Uint8Array(new BigInt64Array(values.map(BigInt)).buffer);
+    const name = `c${this.counter++}`;
+    this.initializers.push({ name, dataType: DataType.INT64, dims, raw });
+    this.constCache.set(key, name);
+    return name;
+  }
+
+  constFloat(values: number[], dims: number[] = []): string {
+    const key = `f32:${dims}:${values}`;
+    const cached = this.constCache.get(key);
+    if (cached) return cached;
+    const raw = new Uint8Array(new Float32Array(values).buffer);
+    const name = `c${this.counter++}`;
+    this.initializers.push({ name, dataType: DataType.FLOAT, dims, raw });
+    this.constCache.set(key, name);
+    return name;
+  }
+
+  /** Adds a node; returns its first output. */
+  op(opType: string, inputs: string[], attributes: Record<string, AttributeValue> = {}, outputs?: string[], domain?: string): string {
+    return this.opMulti(opType, inputs, attributes, outputs ?? 1, domain)[0];
+  }
+
+  opMulti(opType: string, inputs: string[], attributes: Record<string, AttributeValue>, outputs: string[] | number, domain?: string): string[] {
+    const names = typeof outputs === 'number' ? Array.from({ length: outputs }, () => `v${this.counter++}`) : outputs;
+    if (domain === MS_DOMAIN) this.usesMsDomain = true;
+    this.nodes.push({ opType, inputs, outputs: names, name: `n${this.nodes.length}_${opType}`, domain, attributes });
+    return names;
+  }
+
+  // ---- layers shared by the vision and text towers ----
+
+  /** x @ W^T + b with PyTorch's [out, in] weight layout, which FusedMatMul reads transposed in place. */
+  linear(x: string, prefix: string, inFeatures: number, outFeatures: number, bias = true): string {
+    const w = this.weight(`${prefix}.weight`, [outFeatures, inFeatures]);
+    const y = this.op('FusedMatMul', [x, w], { transA: 0, transB: 1, alpha: new FloatAttr(1) }, undefined, MS_DOMAIN);
+    return bias ? this.op('Add', [y, this.weight(`${prefix}.bias`, [outFeatures])]) : y;
+  }
+
+  layerNorm(x: string, prefix: string, size: number, epsilon: number): string {
+    return this.op('LayerNormalization', [x, this.weight(`${prefix}.weight`, [size]), this.weight(`${prefix}.bias`, [size])], {
+      axis: -1, epsilon: new FloatAttr(epsilon),
+    });
+  }
+
+  activation(x: string, kind: 'gelu' | 'relu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'quick_gelu'): string {
+    switch (kind) {
+      case 'gelu': {
+        // Exact erf GELU as torch.nn.functional.gelu; ORT fuses this pattern into its Gelu kernel.
+        const erf = this.op('Erf', [this.op('Div', [x, this.constFloat([Math.SQRT2])])]);
+        const onePlus = this.op('Add', [erf, this.constFloat([1])]);
+        return this.op('Mul', [this.op('Mul', [x, onePlus]), this.constFloat([0.5])]);
+      }
+      case 'relu':
+        return this.op('Relu', [x]);
+      case 'quick_gelu':
+        return this.op('Mul', [x, this.op('Sigmoid', [this.op('Mul', [x, this.constFloat([1.702])])])]);
+      case 'gelu_new':
+      case 'gelu_pytorch_tanh': {
+        const cube = this.op('Mul', [this.op('Mul', [x, x]), x]);
+        const inner = this.op('Mul', [this.op('Add', [x, this.op('Mul', [cube, this.constFloat([0.044715])])]), this.constFloat([Math.sqrt(2 / Math.PI)])]);
+        const t = this.op('Add', [this.op('Tanh', [inner]), this.constFloat([1])]);
+        return this.op('Mul', [this.op('Mul', [x, t]), this.constFloat([0.5])]);
+      }
+    }
+  }
+
+  /** [B, S, heads*dim] -> [B, heads, S, dim] */
+  splitHeads(x: string, heads: number, headDim: number): string {
+    const r = this.op('Reshape', [x, this.constInt64([0, -1, heads, headDim])]);
+    return this.op('Transpose', [r], { perm: [0, 2, 1, 3] });
+  }
+
+  /** [B, heads, S, dim] -> [B, S, heads*dim] */
+  mergeHeads(x: string, hidden: number): string {
+    const t = this.op('Transpose', [x], { perm: [0, 2, 1, 3] });
+    return this.op('Reshape', [t, this.constInt64([0, -1, hidden])]);
+  }
+
+  /**
+   * softmax(q k^T scaled + mask) v, heads already split. `kT` is the key already transposed
+   * to [B, heads, dim, S_k]; a batch of 1 broadcasts against any query batch (one image's
+   * keys serve many captions without being copied). The vision tower multiplies by
+   * head_dim^-0.5 and the text tower divides by sqrt(head_dim), as their PyTorch code does.
+   */
+  attention(q: string, kT: string, v: string, scaling: { mul: number } | { div: number }, additiveMask?: string): string {
+    const raw = this.op('MatMul', [q, kT]);
+    let scores = 'mul' in scaling
+      ? this.op('Mul', [raw, this.constFloat([scaling.mul])])
+      : this.op('Div', [raw, this.constFloat([scaling.div])]);
+    if (additiveMask) scores = this.op('Add', [scores, additiveMask]);
+    return this.op('MatMul', [this.op('Softmax', [scores], { axis: -1 }), v]);
+  }
+
+  /** F.normalize(x, dim=-1): x / max(||x||_2, 1e-12). */
+  l2Normalize(x: string): string {
+    const norm = this.op('ReduceL2', [x], { axes: [-1], keepdims: 1 });
+    return this.op('Div', [x, this.op('Max', [norm, this.constFloat([1e-12])])]);
+  }
+
+  /** x[:, index, :] for a [B, S, D] tensor. */
+  selectToken(x: string, index: number): string {
+    return this.op('Gather', [x, this.constInt64([index], [])], { axis: 1 });
+  }
+
+  build(): BuiltGraph {
+    const opsets = [{ domain: '', version: ONNX_OPSET }];
+    if (this.usesMsDomain) opsets.push({ domain: MS_DOMAIN, version: 1 });
+    const bytes = encodeModel({
+      producerName: 'blip-itm',
+      producerVersion: '1',
+      opsets,
+      graph: { name: this.name, nodes: this.nodes, initializers: this.initializers, inputs: this.inputs, outputs: this.outputs },
+    });
+    return { name: this.name, bytes, weightsFolder: this.weightsFolder, externalTensors: this.external };
+  }
+}
