@@ -1,0 +1,18 @@
+export { BlipForImageTextRetrieval } from './model/blip-itm.js';
+export type { FromPretrainedOptions, ForwardOptions, ImageEncodings, TextEncodings } from './model/blip-itm.js';
+export { matchProbability } from './model/tensors.js';
+export type { Tensor, BlipInputs } from './model/tensors.js';
+export { BlipProcessor } from './preprocessing/processor.js';
+export { BlipImageProcessor } from './preprocessing/image-processor.js';
+export { BlipTokenizer } from './preprocessing/tokenizer.js';
+export { decodeImage } from './preprocessing/image-decode.js';
+export type { ImageInput, RawImage, RgbImage } from './preprocessing/image-decode.js';
+export { readBlipConfig, parseBlipConfig } from './checkpoint/config.js';
+export type { BlipConfig, VisionConfig, TextConfig } from './checkpoint/config.js';
+export { resolveCheckpoint } from './checkpoint/hub.js';
+export type { ResolveOptions, ResolvedCheckpoint } from './checkpoint/hub.js';
+export { readSafetensors, readTensorData } from './checkpoint/safetensors.js';
+export { readTorchBin } from './checkpoint/torch-bin.js';
+export { openWeights } from './checkpoint/weights.js';
+export type { TensorInfo, TensorDType } from './checkpoint/tensor-info.js';
+export { BlipError, CheckpointError, ImageError, UsageError } from './errors.js';

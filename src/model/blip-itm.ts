@@ -1,0 +1,319 @@
+import type * as ort from 'onnxruntime-node';
+import { type BlipConfig, readBlipConfig, visionTokens } from '../checkpoint/config.js';
+import { type ResolveOptions, resolveCheckpoint } from '../checkpoint/hub.js';
+import { type CheckpointWeights, openWeights } from '../checkpoint/weights.js';
+import { BlipError, UsageError } from '../errors.js';
+import type { BuiltGraph } from '../graph/builder.js';
+import { buildCrossKVGraph, buildItmGraph, buildTextGraph, buildVisionGraph, crossKeyName, crossValueName } from '../graph/blip-graphs.js';
+import { BlipProcessor } from '../preprocessing/processor.js';
+import { floatTensor, GraphSession, int64Tensor, type RuntimeOptions } from '../runtime/session.js';
+import { type BlipInputs, rows, type Tensor } from './tensors.js';
+
+/** BLIP's `[ENC]` id, fixed by the 30524-row embedding of every released checkpoint. */
+const DEFAULT_ENC_TOKEN_ID = 30523;
+
+export interface FromPretrainedOptions extends RuntimeOptions, ResolveOptions {
+  /** Images per vision-encoder run; bounds memory for large collections. */
+  visionBatchSize?: number;
+  /** Captions per text or ITM run. */
+  textBatchSize?: number;
+}
+
+export interface ForwardOptions {
+  /** true: ITM logits [B, 2] per (image_i, text_i) pair; false: cosine matrix [images, texts]. */
+  useItmHead?: boolean;
+  /**
+   * 'cls' (default) keeps the tokenizer's [CLS] first token, as transformers does;
+   * 'enc' replaces it by [ENC] for ITM, as the original BLIP/LAVIS code does.
+   */
+  itmTextStart?: 'cls' | 'enc';
+}
+
+/** Reusable result of the vision encoder for a batch of images. */
+export interface ImageEncodings {
+  count: number;
+  /** Post-layernorm vision states [count, tokens, hidden], the ITM's cross-attention input. */
+  states: Tensor;
+  /** L2-normalised ITC features [count, image_text_hidden_size]. */
+  embeds: Tensor;
+  /** Cross-attention keys/values per image, computed on first ITM use. */
+  crossKV: Array<Record<string, ort.Tensor> | undefined>;
+}
+
+/** Reusable result of the unimodal text encoder. */
+export interface TextEncodings {
+  count: number;
+  inputIds: Tensor<BigInt64Array>;
+  attentionMask: Tensor<BigInt64Array>;
+  /** L2-normalised ITC features [count, image_text_hidden_size]. */
+  embeds: Tensor;
+}
+
+interface Sessions {
+  vision: GraphSession;
+  text: GraphSession;
+  crossKV: GraphSession;
+  itm: GraphSession;
+}
+
+/**
+ * BlipForImageTextRetrieval on onnxruntime, with transformers' calling convention:
+ *
+ *   const model = await BlipForImageTextRetrieval.fromPretrained('Salesforce/blip-itm-large-coco');
+ *   const inputs = await model.processor.call({ images: ['cat.jpg'], text: ['a cat'] });
+ *   const itm = await model.forward(inputs);                         // logits [B, 2]
+ *   const cos = await model.forward(inputs, { useItmHead: false });  // cosine [images, texts]
+ */
+export class BlipForImageTextRetrieval {
+  private disposed = false;
+
+  private constructor(
+    readonly config: BlipConfig,
+    readonly processor: BlipProcessor,
+    readonly source: { id: string; dir: string; weights: CheckpointWeights },
+    readonly graphs: Record<keyof Sessions, BuiltGraph>,
+    private readonly sessions: Sessions,
+    private readonly options: FromPretrainedOptions,
+  ) {}
+
+  static async fromPretrained(idOrPath: string, options: FromPretrainedOptions = {}): Promise<BlipForImageTextRetrieval> {
+    const resolved = await resolveCheckpoint(idOrPath, options);
+    const config = await readBlipConfig(`${resolved.dir}/config.json`);
+    const weights = await openWeights(resolved.dir);
+    const processor = await BlipProcessor.fromFolder(resolved.dir);
+    const label = weights.file;
+    const graphs = {
+      vision: buildVisionGraph(config, weights.tensors, label),
+      text: buildTextGraph(config, weights.tensors, label),
+      crossKV: buildCrossKVGraph(config, weights.tensors, label),
+      itm: buildItmGraph(config, weights.tensors, label),
+    };
+    // One at a time: each session briefly holds its weights twice (file read + packed copy),
+    // so creating them in parallel would raise the load-time peak for little gain on 2 cores.
+    const sessions = {} as Sessions;
+    try {
+      for (const key of Object.keys(graphs) as Array<keyof Sessions>) {
+        sessions[key] = await GraphSession.create(graphs[key], options);
+      }
+    } catch (e) {
+      await Promise.all(Object.values(sessions).map((s) => s.dispose()));
+      throw e;
+    }
+    return new BlipForImageTextRetrieval(config, processor, { id: idOrPath, dir: resolved.dir, weights }, graphs, sessions, options);
+  }
+
+  /** Number of vision-encoder runs so far (tests assert that encodings are reused). */
+  get visionRuns(): number {
+    return this.sessions.vision.runs;
+  }
+
+  get crossKVRuns(): number {
+    return this.sessions.crossKV.runs;
+  }
+
+  async forward(inputs: BlipInputs, options: ForwardOptions = {}): Promise<Tensor> {
+    const { pixelValues, inputIds, attentionMask } = inputs;
+    if (!pixelValues) throw new UsageError('forward(): inputs.pixelValues is required');
+    if (!inputIds) throw new UsageError('forward(): inputs.inputIds is required');
+    const images = await this.encodeImages(pixelValues);
+    if (options.useItmHead === false) {
+      const texts = await this.encodeTexts({ inputIds, attentionMask });
+      return this.cosine(images, texts);
+    }
+    return this.itmPairs(images, { inputIds, attentionMask }, options);
+  }
+
+  /** Runs the vision encoder once per image; the result serves ITC and ITM alike. */
+  async encodeImages(pixelValues: Tensor): Promise<ImageEncodings> {
+    this.assertLive();
+    const v = this.config.vision_config;
+    const expected = [v.num_channels, v.image_size, v.image_size];
+    const d = pixelValues.dims;
+    if (d.length !== 4 || d.slice(1).some((x, i) => x !== expected[i]) || pixelValues.data.length !== d.reduce((a, b) => a * b, 1)) {
+      throw new UsageError(`pixelValues must have shape [N, ${expected.join(', ')}] for this model, got [${d.join(', ')}]`);
+    }
+    const n = d[0];
+    const tokens = visionTokens(v);
+    const states = new Float32Array(n * tokens * v.hidden_size);
+    const embeds = new Float32Array(n * this.config.image_text_hidden_size);
+    const step = this.options.visionBatchSize ?? 4;
+    for (let start = 0; start < n; start += step) {
+      const end = Math.min(n, start + step);
+      const chunk = rows(pixelValues, start, end);
+      const out = await this.sessions.vision.run({ pixel_values: floatTensor(chunk.data, chunk.dims) });
+      states.set(out.vision_states.data as Float32Array, start * tokens * v.hidden_size);
+      embeds.set(out.image_embeds.data as Float32Array, start * this.config.image_text_hidden_size);
+    }
+    return {
+      count: n,
+      states: { data: states, dims: [n, tokens, v.hidden_size] },
+      embeds: { data: embeds, dims: [n, this.config.image_text_hidden_size] },
+      crossKV: new Array(n).fill(undefined),
+    };
+  }
+
+  /** Runs the unimodal text encoder (ITC features). */
+  async encodeTexts(inputs: { inputIds: Tensor<BigInt64Array>; attentionMask?: Tensor<BigInt64Array> }): Promise<TextEncodings> {
+    this.assertLive();
+    const { inputIds, attentionMask } = this.checkTextInputs(inputs);
+    const n = inputIds.dims[0];
+    const E = this.config.image_text_hidden_size;
+    const embeds = new Float32Array(n * E);
+    const step = this.options.textBatchSize ?? 32;
+    for (let start = 0; start < n; start += step) {
+      const end = Math.min(n, start + step);
+      const ids = rows(inputIds, start, end);
+      const mask = rows(attentionMask, start, end);
+      const out = await this.sessions.text.run({ input_ids: int64Tensor(ids.data, ids.dims), attention_mask: int64Tensor(mask.data, mask.dims) });
+      embeds.set(out.text_embeds.data as Float32Array, start * E);
+    }
+    return { count: n, inputIds, attentionMask, embeds: { data: embeds, dims: [n, E] } };
+  }
+
+  /** Cosine matrix [images, texts] of normalised features, as transformers' use_itm_head=False. */
+  cosine(images: ImageEncodings, texts: TextEncodings): Tensor {
+    const E = this.config.image_text_hidden_size;
+    const out = new Float32Array(images.count * texts.count);
+    const a = images.embeds.data;
+    const b = texts.embeds.data;
+    for (let i = 0; i < images.count; i++) {
+      for (let j = 0; j < texts.count; j++) {
+        let s = 0;
+        for (let k = 0; k < E; k++) s += a[i * E + k] * b[j * E + k];
+        out[i * texts.count + j] = s;
+      }
+    }
+    return { data: out, dims: [images.count, texts.count] };
+  }
+
+  /**
+   * ITM logits [T, 2] of every caption against the stored encoding of image `imageIndex`.
+   * The vision encoder does not run again; the image's cross-attention keys/values are
+   * computed once and broadcast over the caption batch.
+   */
+  async itmForImage(
+    images: ImageEncodings,
+    imageIndex: number,
+    texts: { inputIds: Tensor<BigInt64Array>; attentionMask?: Tensor<BigInt64Array> },
+    options: Pick<ForwardOptions, 'itmTextStart'> = {},
+  ): Promise<Tensor> {
+    this.assertLive();
+    if (!Number.isInteger(imageIndex) || imageIndex < 0 || imageIndex >= images.count) {
+      throw new UsageError(`imageIndex ${imageIndex} is out of range for ${images.count} encoded image(s)`);
+    }
+    const kv = await this.crossKVFor(images, imageIndex);
+    const { inputIds, attentionMask } = this.checkTextInputs(texts);
+    const n = inputIds.dims[0];
+    const logits = new Float32Array(n * 2);
+    const step = this.options.textBatchSize ?? 32;
+    for (let start = 0; start < n; start += step) {
+      const end = Math.min(n, start + step);
+      const out = await this.runItm(rows(inputIds, start, end), rows(attentionMask, start, end), kv, options);
+      logits.set(out, start * 2);
+    }
+    return { data: logits, dims: [n, 2] };
+  }
+
+  /** Pairs (image_i, text_i); a single image or a single text broadcasts over the other side. */
+  private async itmPairs(
+    images: ImageEncodings,
+    texts: { inputIds: Tensor<BigInt64Array>; attentionMask?: Tensor<BigInt64Array> },
+    options: ForwardOptions,
+  ): Promise<Tensor> {
+    const checked = this.checkTextInputs(texts);
+    const nt = checked.inputIds.dims[0];
+    if (images.count === 1) return this.itmForImage(images, 0, checked, options);
+    if (nt !== images.count && nt !== 1) {
+      throw new UsageError(`ITM pairs image i with text i: got ${images.count} images and ${nt} texts`);
+    }
+    const ids = nt === 1 ? repeatRow(checked.inputIds, images.count) : checked.inputIds;
+    const mask = nt === 1 ? repeatRow(checked.attentionMask, images.count) : checked.attentionMask;
+    // Distinct images per row: their keys/values are computed batched and not cached.
+    const logits = new Float32Array(images.count * 2);
+    const step = this.options.textBatchSize ?? 32;
+    for (let start = 0; start < images.count; start += step) {
+      const end = Math.min(images.count, start + step);
+      const states = rows(images.states, start, end);
+      const kv = await this.sessions.crossKV.run({ vision_states: floatTensor(states.data, states.dims) });
+      logits.set(await this.runItm(rows(ids, start, end), rows(mask, start, end), kv, options), start * 2);
+    }
+    return { data: logits, dims: [images.count, 2] };
+  }
+
+  private async crossKVFor(images: ImageEncodings, index: number): Promise<Record<string, ort.Tensor>> {
+    const cached = images.crossKV[index];
+    if (cached) return cached;
+    const one = rows(images.states, index, index + 1);
+    const kv = await this.sessions.crossKV.run({ vision_states: floatTensor(one.data, one.dims) });
+    images.crossKV[index] = kv;
+    return kv;
+  }
+
+  private async runItm(
+    inputIds: Tensor<BigInt64Array>,
+    attentionMask: Tensor<BigInt64Array>,
+    kv: Record<string, ort.Tensor>,
+    options: Pick<ForwardOptions, 'itmTextStart'>,
+  ): Promise<Float32Array> {
+    let ids = inputIds.data;
+    if (options.itmTextStart === 'enc') {
+      ids = ids.slice();
+      const L = inputIds.dims[1];
+      const enc = BigInt(this.processor.tokenizer.encTokenId ?? DEFAULT_ENC_TOKEN_ID);
+      for (let r = 0; r < inputIds.dims[0]; r++) ids[r * L] = enc;
+    } else if (options.itmTextStart !== undefined && options.itmTextStart !== 'cls') {
+      throw new UsageError(`itmTextStart must be "cls" or "enc", got ${JSON.stringify(options.itmTextStart)}`);
+    }
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: int64Tensor(ids, inputIds.dims),
+      attention_mask: int64Tensor(attentionMask.data, attentionMask.dims),
+    };
+    for (let i = 0; i < this.config.text_config.num_hidden_layers; i++) {
+      feeds[crossKeyName(i)] = kv[crossKeyName(i)];
+      feeds[crossValueName(i)] = kv[crossValueName(i)];
+    }
+    const out = await this.sessions.itm.run(feeds, ['itm_logits']);
+    return out.itm_logits.data as Float32Array;
+  }
+
+  private checkTextInputs(inputs: { inputIds: Tensor<BigInt64Array>; attentionMask?: Tensor<BigInt64Array> }): {
+    inputIds: Tensor<BigInt64Array>;
+    attentionMask: Tensor<BigInt64Array>;
+  } {
+    const { inputIds } = inputs;
+    const d = inputIds.dims;
+    if (d.length !== 2 || d[0] < 1 || d[1] < 1 || inputIds.data.length !== d[0] * d[1]) {
+      throw new UsageError(`inputIds must have shape [B, L] with B, L >= 1, got [${d.join(', ')}]`);
+    }
+    const t = this.config.text_config;
+    if (d[1] > t.max_position_embeddings) {
+      throw new UsageError(`inputIds has ${d[1]} tokens; this model takes at most ${t.max_position_embeddings} (tokenize with truncation)`);
+    }
+    for (const id of inputIds.data) {
+      if (id < 0n || id >= BigInt(t.vocab_size)) throw new UsageError(`inputIds contains ${id}, outside the vocabulary [0, ${t.vocab_size})`);
+    }
+    const attentionMask = inputs.attentionMask ?? { data: new BigInt64Array(inputIds.data.length).fill(1n), dims: [...d] };
+    if (attentionMask.dims.length !== 2 || attentionMask.dims[0] !== d[0] || attentionMask.dims[1] !== d[1]) {
+      throw new UsageError(`attentionMask must have the shape of inputIds [${d.join(', ')}], got [${attentionMask.dims.join(', ')}]`);
+    }
+    return { inputIds, attentionMask };
+  }
+
+  private assertLive(): void {
+    if (this.disposed) throw new BlipError('this model was disposed; load it again with fromPretrained()');
+  }
+
+  /** Releases the native sessions. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await Promise.all(Object.values(this.sessions).map((s) => s.dispose()));
+  }
+}
+
+function repeatRow(t: Tensor<BigInt64Array>, times: number): Tensor<BigInt64Array> {
+  const L = t.dims[1];
+  const data = new BigInt64Array(times * L);
+  for (let i = 0; i < times; i++) data.set(t.data.subarray(0, L), i * L);
+  return { data, dims: [times, L] };
+}
