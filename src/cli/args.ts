@@ -1,0 +1,36 @@
+import type { ParseArgsConfig } from 'node:util';
+import { UsageError } from '../errors.js';
+
+export const DEFAULT_MODEL = 'Salesforce/blip-itm-large-coco';
+
+/** Options every model-loading command accepts. */
+export const MODEL_OPTIONS = {
+  model: { type: 'string', short: 'm', default: DEFAULT_MODEL },
+  revision: { type: 'string' },
+  device: { type: 'string', default: 'cpu' },
+  threads: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  verbose: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies ParseArgsConfig['options'];
+
+/** Runs a node:util parseArgs call, turning its errors into usage errors that name the command. */
+export function usageErrors<T>(command: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    throw new UsageError(`${command}: ${(e as Error).message} (see: blip-itm ${command} --help)`);
+  }
+}
+
+export function parseThreads(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new UsageError(`--threads must be a positive integer, got "${value}"`);
+  return n;
+}
+
+export function parseDevice(value: string): 'cpu' | 'cuda' {
+  if (value !== 'cpu' && value !== 'cuda') throw new UsageError(`--device must be "cpu" or "cuda", got "${value}"`);
+  return value;
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+import { BlipError, UsageError } from '../errors.js';
+import { terminalReporter } from './output.js';
+import { scoreCommand } from './score.js';
+import { tokenizeCommand } from './tokenize.js';
+
+const USAGE = `Usage: blip-itm <command> [options]
+
+Commands:
+  score      score images against captions (ITM probability and ITC cosine)
+  tokenize   show the token ids of captions
+
+Run "blip-itm <command> --help" for a command's options.
+`;
+
+const COMMANDS: Record<string, (argv: string[], reporter: ReturnType<typeof terminalReporter>) => Promise<string>> = {
+  score: scoreCommand,
+  tokenize: tokenizeCommand,
+};
+
+/** Runs the CLI; returns the exit code: 0 success, 1 runtime error, 2 usage error. */
+export async function main(argv: string[]): Promise<number> {
+  const verbose = argv.includes('--verbose');
+  const reporter = terminalReporter();
+  const [command, ...rest] = argv;
+  try {
+    if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    }
+    const run = COMMANDS[command];
+    if (!run) throw new UsageError(`unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+    const output = await run(rest, reporter);
+    process.stdout.write(output.endsWith('\n') ? output : `${output}\n`);
+    return 0;
+  } catch (e) {
+    reporter.done();
+    if (e instanceof UsageError) {
+      process.stderr.write(`blip-itm: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof BlipError) {
+      process.stderr.write(`blip-itm: ${e.message}\n`);
+      if (verbose) process.stderr.write(`${e.stack ?? ''}\n`);
+      return 1;
+    }
+    process.stderr.write(`blip-itm: internal error: ${(e as Error)?.message ?? String(e)}${verbose ? '' : ' (run with --verbose for details)'}\n`);
+    if (verbose) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

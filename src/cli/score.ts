@@ -1,0 +1,95 @@
+import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
+import { matchProbability } from '../model/tensors.js';
+import { access, constants } from 'node:fs/promises';
+import { ImageError, UsageError } from '../errors.js';
+import { parseArgs } from 'node:util';
+import { MODEL_OPTIONS, usageErrors, parseDevice, parseThreads } from './args.js';
+import { formatTable, type Reporter } from './output.js';
+
+export const SCORE_HELP = `Usage: blip-itm score --image <path>... --text <caption>... [options]
+
+Scores every image against every caption: ITM match probability and ITC cosine.
+
+Options:
+  -m, --model <id|folder>   Hub repo id or local checkpoint folder (default: Salesforce/blip-itm-large-coco)
+      --revision <rev>      Hub revision: branch, tag, commit or refs/pr/N
+  -i, --image <path>        image file (repeatable)
+  -t, --text <caption>      caption (repeatable)
+      --itm-text-start <s>  "cls" (transformers, default) or "enc" (original BLIP/LAVIS)
+      --device <cpu|cuda>   execution provider (default: cpu)
+      --threads <n>         threads per operator
+      --json                print one JSON object instead of a table
+      --verbose             show stack traces on errors
+`;
+
+export interface ScorePair {
+  image: string;
+  text: string;
+  itm_logits: [number, number];
+  itm_probability: number;
+  cosine: number;
+}
+
+export async function scoreCommand(argv: string[], reporter: Reporter): Promise<string> {
+  const { values } = usageErrors('score', () => parseArgs({ args: argv, allowPositionals: false, strict: true, options: {
+    ...MODEL_OPTIONS,
+    image: { type: 'string', short: 'i', multiple: true, default: [] },
+    text: { type: 'string', short: 't', multiple: true, default: [] },
+    'itm-text-start': { type: 'string', default: 'cls' },
+  } }));
+  if (values.help) return SCORE_HELP;
+  const images = values.image;
+  const texts = values.text;
+  if (images.length === 0) throw new UsageError('score: give at least one --image <path>');
+  if (texts.length === 0) throw new UsageError('score: give at least one --text <caption>');
+  const start = values['itm-text-start'];
+  if (start !== 'cls' && start !== 'enc') throw new UsageError(`--itm-text-start must be "cls" or "enc", got "${start}"`);
+
+  const executionProvider = parseDevice(values.device);
+  const intraOpThreads = parseThreads(values.threads);
+  // Fail on a mistyped image path before spending seconds on loading the model.
+  await Promise.all(images.map(async (path) => {
+    try {
+      await access(path, constants.R_OK);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new ImageError(path, code === 'ENOENT' ? 'image file not found' : `cannot read image file (${code})`);
+    }
+  }));
+  reporter.status(`loading ${values.model} ...`);
+  const model = await BlipForImageTextRetrieval.fromPretrained(values.model, {
+    revision: values.revision,
+    executionProvider,
+    intraOpThreads,
+  });
+  try {
+    reporter.status(`decoding ${images.length} image(s) ...`);
+    const pixelValues = await model.processor.preprocessImages(images);
+    reporter.status(`encoding ${images.length} image(s) ...`);
+    const imageEnc = await model.encodeImages(pixelValues);
+    const tokens = model.processor.tokenize(texts, { padding: 'longest' });
+    const textEnc = await model.encodeTexts(tokens);
+    const cosine = model.cosine(imageEnc, textEnc);
+    const pairs: ScorePair[] = [];
+    for (let i = 0; i < images.length; i++) {
+      reporter.status(`matching image ${i + 1}/${images.length} against ${texts.length} caption(s) ...`);
+      const logits = await model.itmForImage(imageEnc, i, tokens, { itmTextStart: start });
+      for (let j = 0; j < texts.length; j++) {
+        const l0 = logits.data[2 * j];
+        const l1 = logits.data[2 * j + 1];
+        pairs.push({
+          image: images[i], text: texts[j], itm_logits: [l0, l1], itm_probability: matchProbability(l0, l1), cosine: cosine.data[i * texts.length + j],
+        });
+      }
+    }
+    reporter.done();
+    if (values.json) return JSON.stringify({ model: values.model, pairs });
+    return formatTable(
+      ['image', 'text', 'match probability', 'cosine'],
+      pairs.map((p) => [p.image, p.text, p.itm_probability.toFixed(4), p.cosine.toFixed(4)]),
+      [false, false, true, true],
+    );
+  } finally {
+    await model.dispose();
+  }
+}
