@@ -163,3 +163,23 @@ describe('loading', () => {
     }
   });
 });
+
+test('itmPairs scores arbitrary (image, text) pairs, one cross-attention pass per image', async () => {
+  const model = await BlipForImageTextRetrieval.fromPretrained(`${FIXTURES}/models/tiny`);
+  try {
+    const files = ['skimage_coffee.png', 'skimage_rocket.jpg'].map((f) => `${FIXTURES}/images/${f}`);
+    const images = await model.encodeImages(await model.processor.preprocessImages(files));
+    const texts = model.processor.tokenize(['a cup of coffee', 'a rocket launch', 'two cats']);
+    const pairs = [{ image: 1, text: 2 }, { image: 0, text: 0 }, { image: 1, text: 0 }, { image: 0, text: 1 }];
+    const kvBefore = model.crossKVRuns;
+    const out = await model.itmPairs(images, texts, pairs, { itmTextStart: 'enc' });
+    assert.equal(model.crossKVRuns - kvBefore, 2);
+    for (const [k, p] of pairs.entries()) {
+      const alone = await model.itmForImage(images, p.image, model.processor.tokenize([['a cup of coffee', 'a rocket launch', 'two cats'][p.text]]), { itmTextStart: 'enc' });
+      assert.ok(maxAbsDiff(alone.data, out.data.subarray(2 * k, 2 * k + 2)) <= 1e-5, `pair ${k}`);
+    }
+    await assert.rejects(model.itmPairs(images, texts, [{ image: 2, text: 0 }]), /pairs\[0\].image 2 is out of range/);
+  } finally {
+    await model.dispose();
+  }
+});

@@ -120,7 +120,7 @@ export class BlipForImageTextRetrieval {
       const texts = await this.encodeTexts({ inputIds, attentionMask });
       return this.cosine(images, texts);
     }
-    return this.itmPairs(images, { inputIds, attentionMask }, options);
+    return this.forwardItm(images, { inputIds, attentionMask }, options);
   }
 
   /** Runs the vision encoder once per image; the result serves ITC and ITM alike. */
@@ -215,7 +215,7 @@ export class BlipForImageTextRetrieval {
   }
 
   /** Pairs (image_i, text_i); a single image or a single text broadcasts over the other side. */
-  private async itmPairs(
+  private async forwardItm(
     images: ImageEncodings,
     texts: { inputIds: Tensor<BigInt64Array>; attentionMask?: Tensor<BigInt64Array> },
     options: ForwardOptions,
@@ -240,12 +240,55 @@ export class BlipForImageTextRetrieval {
     return { data: logits, dims: [images.count, 2] };
   }
 
-  private async crossKVFor(images: ImageEncodings, index: number): Promise<Record<string, ort.Tensor>> {
+  /**
+   * ITM logits [pairs, 2] for arbitrary (image, text) index pairs, as retrieval reranking needs.
+   * Pairs are grouped by image so each image's cross-attention keys/values are computed once and
+   * broadcast over all of its captions; they are kept only where `images` already caches them,
+   * so memory stays flat over large galleries.
+   */
+  async itmPairs(
+    images: ImageEncodings,
+    texts: { inputIds: Tensor<BigInt64Array>; attentionMask?: Tensor<BigInt64Array> },
+    pairs: ReadonlyArray<{ image: number; text: number }>,
+    options: Pick<ForwardOptions, 'itmTextStart'> = {},
+  ): Promise<Tensor> {
+    this.assertLive();
+    const checked = this.checkTextInputs(texts);
+    const nt = checked.inputIds.dims[0];
+    const byImage = new Map<number, number[]>();
+    pairs.forEach((p, k) => {
+      if (!Number.isInteger(p.image) || p.image < 0 || p.image >= images.count) throw new UsageError(`pairs[${k}].image ${p.image} is out of range for ${images.count} image(s)`);
+      if (!Number.isInteger(p.text) || p.text < 0 || p.text >= nt) throw new UsageError(`pairs[${k}].text ${p.text} is out of range for ${nt} text(s)`);
+      if (!byImage.has(p.image)) byImage.set(p.image, []);
+      byImage.get(p.image)!.push(k);
+    });
+    const L = checked.inputIds.dims[1];
+    const logits = new Float32Array(pairs.length * 2);
+    const step = this.options.textBatchSize ?? 32;
+    for (const [image, members] of byImage) {
+      const kv = await this.crossKVFor(images, image, false);
+      for (let start = 0; start < members.length; start += step) {
+        const chunk = members.slice(start, start + step);
+        const ids = new BigInt64Array(chunk.length * L);
+        const mask = new BigInt64Array(chunk.length * L);
+        chunk.forEach((k, r) => {
+          const t = pairs[k].text;
+          ids.set(checked.inputIds.data.subarray(t * L, (t + 1) * L), r * L);
+          mask.set(checked.attentionMask.data.subarray(t * L, (t + 1) * L), r * L);
+        });
+        const out = await this.runItm({ data: ids, dims: [chunk.length, L] }, { data: mask, dims: [chunk.length, L] }, kv, options);
+        chunk.forEach((k, r) => logits.set(out.subarray(2 * r, 2 * r + 2), 2 * k));
+      }
+    }
+    return { data: logits, dims: [pairs.length, 2] };
+  }
+
+  private async crossKVFor(images: ImageEncodings, index: number, cache = true): Promise<Record<string, ort.Tensor>> {
     const cached = images.crossKV[index];
     if (cached) return cached;
     const one = rows(images.states, index, index + 1);
     const kv = await this.sessions.crossKV.run({ vision_states: floatTensor(one.data, one.dims) });
-    images.crossKV[index] = kv;
+    if (cache) images.crossKV[index] = kv;
     return kv;
   }
 
