@@ -5,12 +5,11 @@ import { type BuiltGraph, GraphBuilder } from './builder.js';
 import { DataType } from './onnx-proto.js';
 
 /**
- * BLIP retrieval as four ONNX graphs, split where work can be reused:
+ * BLIP retrieval as three ONNX graphs, split where work can be reused:
  *
  *   vision    pixel_values -> vision states, normalised ITC image feature   (once per image)
  *   cross_kv  vision states -> per-layer cross-attention keys and values     (once per image, ITM only)
- *   text      input_ids, mask -> normalised ITC text feature                 (once per caption)
- *   itm       input_ids, mask, cross keys/values -> ITM logits               (per pair)
+ *   text      input_ids, mask [, cross keys/values] -> ITC text feature or ITM logits
  *
  * Each mirrors the matching forward() of transformers' modeling_blip.py / modeling_blip_text.py.
  * A cross_kv batch of one broadcasts against any caption batch, so one image scores many
@@ -87,36 +86,34 @@ export function buildCrossKVGraph(config: BlipConfig, weights: TensorIndex, labe
 export const crossKeyName = (layer: number): string => `cross_key_t.${layer}`;
 export const crossValueName = (layer: number): string => `cross_value.${layer}`;
 
-/** The text encoder alone (ITC): bidirectional self-attention, no image. */
+/**
+ * The text encoder in both of its modes, in one graph so the two share one copy of the weights:
+ * `use_image` false gives the unimodal pass (ITC: `text_embeds`), true adds cross-attention to
+ * the image's keys/values in every layer (ITM: `itm_logits`). The mode is an If per layer around
+ * the cross-attention block; a unimodal call feeds dummy keys/values that are never read.
+ */
 export function buildTextGraph(config: BlipConfig, weights: TensorIndex, label: string): BuiltGraph {
   const t = config.text_config;
   const g = new GraphBuilder('blip_text', weights, label);
-  const states = textEncoder(g, t, undefined);
-  g.output(states, 'text_states', F, ['batch', 'seq', t.hidden_size]);
-  const feat = g.l2Normalize(g.linear(g.selectToken(states, 0), 'text_proj', t.hidden_size, config.image_text_hidden_size));
-  g.output(feat, 'text_embeds', F, ['batch', config.image_text_hidden_size]);
-  return g.build();
-}
-
-/** The text encoder cross-attending to an image, then the ITM head. */
-export function buildItmGraph(config: BlipConfig, weights: TensorIndex, label: string): BuiltGraph {
-  const t = config.text_config;
-  const g = new GraphBuilder('blip_itm', weights, label);
   const heads = t.num_attention_heads;
   const headDim = t.hidden_size / heads;
-  const tokens = visionTokens(config.vision_config);
+  const useImage = g.input(USE_IMAGE, DataType.BOOL, [1]);
   const cross = Array.from({ length: t.num_hidden_layers }, (_, i) => ({
-    kT: g.input(crossKeyName(i), F, ['image_batch', heads, headDim, tokens]),
-    v: g.input(crossValueName(i), F, ['image_batch', heads, tokens, headDim]),
+    kT: g.input(crossKeyName(i), F, ['image_batch', heads, headDim, 'image_tokens']),
+    v: g.input(crossValueName(i), F, ['image_batch', heads, 'image_tokens', headDim]),
   }));
-  const states = textEncoder(g, t, cross);
-  g.output(states, 'multimodal_states', F, ['batch', 'seq', t.hidden_size]);
-  g.output(g.linear(g.selectToken(states, 0), 'itm_head', t.hidden_size, 2), 'itm_logits', F, ['batch', 2]);
+  const states = textEncoder(g, t, { useImage, cross });
+  g.output(states, 'text_states', F, ['batch', 'seq', t.hidden_size]);
+  const cls = g.selectToken(states, 0);
+  g.output(g.l2Normalize(g.linear(cls, 'text_proj', t.hidden_size, config.image_text_hidden_size)), 'text_embeds', F, ['batch', config.image_text_hidden_size]);
+  g.output(g.linear(cls, 'itm_head', t.hidden_size, 2), 'itm_logits', F, ['batch', 2]);
   return g.build();
 }
 
+export const USE_IMAGE = 'use_image';
+
 /** BlipTextModel.forward: embeddings then BERT post-norm layers, optional cross-attention. */
-function textEncoder(g: GraphBuilder, t: TextConfig, cross: Array<{ kT: string; v: string }> | undefined): string {
+function textEncoder(g: GraphBuilder, t: TextConfig, image: { useImage: string; cross: Array<{ kT: string; v: string }> }): string {
   const H = t.hidden_size;
   const ids = g.input('input_ids', I64, ['batch', 'seq']);
   const mask = g.input('attention_mask', I64, ['batch', 'seq']);
@@ -144,12 +141,15 @@ function textEncoder(g: GraphBuilder, t: TextConfig, cross: Array<{ kT: string; 
     const selfCtx = g.mergeHeads(g.attention(q, kT, v, divisor, additive), H);
     h = g.layerNorm(g.op('Add', [g.linear(selfCtx, `${p}.attention.output.dense`, H, H), h]), `${p}.attention.output.LayerNorm`, H, t.layer_norm_eps);
 
-    if (cross) {
+    const selfOut = h;
+    const withImage = g.subgraph(`cross${i}`, () => {
       // The image mask is all ones, so its additive term is zero and omitted.
-      const cq = g.splitHeads(g.linear(h, `${p}.crossattention.self.query`, H, H), heads, headDim);
-      const crossCtx = g.mergeHeads(g.attention(cq, cross[i].kT, cross[i].v, divisor), H);
-      h = g.layerNorm(g.op('Add', [g.linear(crossCtx, `${p}.crossattention.output.dense`, H, H), h]), `${p}.crossattention.output.LayerNorm`, H, t.layer_norm_eps);
-    }
+      const cq = g.splitHeads(g.linear(selfOut, `${p}.crossattention.self.query`, H, H), heads, headDim);
+      const crossCtx = g.mergeHeads(g.attention(cq, image.cross[i].kT, image.cross[i].v, divisor), H);
+      return [g.layerNorm(g.op('Add', [g.linear(crossCtx, `${p}.crossattention.output.dense`, H, H), selfOut]), `${p}.crossattention.output.LayerNorm`, H, t.layer_norm_eps)];
+    });
+    const textOnly = g.subgraph(`nocross${i}`, () => [selfOut]);
+    h = g.op('If', [image.useImage], { then_branch: { graph: withImage }, else_branch: { graph: textOnly } });
 
     const inter = g.activation(g.linear(h, `${p}.intermediate.dense`, H, t.intermediate_size), t.hidden_act);
     h = g.layerNorm(g.op('Add', [g.linear(inter, `${p}.output.dense`, t.intermediate_size, H), h]), `${p}.output.LayerNorm`, H, t.layer_norm_eps);

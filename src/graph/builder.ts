@@ -3,7 +3,7 @@ import { basename, dirname } from 'node:path';
 import { CheckpointError } from '../errors.js';
 import type { TensorIndex, TensorInfo } from '../checkpoint/tensor-info.js';
 import {
-  type AttributeValue, DataType, encodeModel, FloatAttr, type NodeProto, type TensorProto, type ValueInfo,
+  type AttributeValue, DataType, encodeModel, FloatAttr, type GraphProto, type NodeProto, type TensorProto, type ValueInfo,
 } from './onnx-proto.js';
 
 export const MS_DOMAIN = 'com.microsoft';
@@ -31,7 +31,7 @@ export interface BuiltGraph {
  * plain strings, which keeps the model code close to the PyTorch forward() it mirrors.
  */
 export class GraphBuilder {
-  private readonly nodes: NodeProto[] = [];
+  private nodes: NodeProto[] = [];
   private readonly initializers: TensorProto[] = [];
   private readonly inputs: ValueInfo[] = [];
   private readonly outputs: ValueInfo[] = [];
@@ -119,6 +119,27 @@ export class GraphBuilder {
     if (domain === MS_DOMAIN) this.usesMsDomain = true;
     this.nodes.push({ opType, inputs, outputs: names, name: `n${this.nodes.length}_${opType}`, domain, attributes });
     return names;
+  }
+
+  /**
+   * A branch graph for If/Loop: `build` adds nodes that may read any value of the enclosing
+   * graph (weights included: they stay single initializers of the main graph) and returns the
+   * values that become the branch's outputs.
+   */
+  subgraph(name: string, build: () => string[]): GraphProto {
+    const outer = this.nodes;
+    this.nodes = [];
+    try {
+      const results = build();
+      const outputs = results.map((value, i) => {
+        const outName = `${name}_out${i}_${this.counter++}`;
+        this.nodes.push({ opType: 'Identity', inputs: [value], outputs: [outName], name: `${name}_out${i}` });
+        return { name: outName, elemType: DataType.FLOAT };
+      });
+      return { name, nodes: this.nodes, initializers: [], inputs: [], outputs };
+    } finally {
+      this.nodes = outer;
+    }
   }
 
   // ---- layers shared by the vision and text towers ----

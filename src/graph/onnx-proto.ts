@@ -9,7 +9,7 @@ export enum DataType {
   BOOL = 9, FLOAT16 = 10, DOUBLE = 11, BFLOAT16 = 16,
 }
 
-export type AttributeValue = number | bigint | string | number[] | TensorProto | FloatAttr | { floats: number[] };
+export type AttributeValue = number | bigint | string | number[] | TensorProto | FloatAttr | { floats: number[] } | { graph: GraphProto };
 
 export interface ExternalData {
   /** Path relative to the .onnx file's folder. */
@@ -40,8 +40,8 @@ export interface NodeProto {
 export interface ValueInfo {
   name: string;
   elemType: DataType;
-  /** number = fixed size, string = symbolic dimension. */
-  shape: Array<number | string>;
+  /** number = fixed size, string = symbolic dimension; undefined = rank unknown. */
+  shape?: Array<number | string>;
 }
 
 export interface GraphProto {
@@ -146,7 +146,7 @@ function writeTensor(w: Writer, t: TensorProto): void {
 }
 
 // AttributeProto.AttributeType values.
-const ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_STRING = 3, ATTR_TENSOR = 4, ATTR_FLOATS = 6, ATTR_INTS = 7;
+const ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_STRING = 3, ATTR_TENSOR = 4, ATTR_GRAPH = 5, ATTR_FLOATS = 6, ATTR_INTS = 7;
 
 function writeAttribute(w: Writer, name: string, value: AttributeValue): void {
   w.string(1, name);
@@ -171,6 +171,9 @@ function writeAttribute(w: Writer, name: string, value: AttributeValue): void {
   } else if (Array.isArray(value)) {
     for (const v of value) w.int(8, v);
     w.int(20, ATTR_INTS);
+  } else if ('graph' in value) {
+    w.message(6, (g) => writeGraph(g, value.graph));
+    w.int(20, ATTR_GRAPH);
   } else if ('floats' in value) {
     for (const v of value.floats) w.float(7, v);
     w.int(20, ATTR_FLOATS);
@@ -201,16 +204,27 @@ function writeValueInfo(w: Writer, v: ValueInfo): void {
   w.message(2, (type) => {
     type.message(1, (tensor) => {
       tensor.int(1, v.elemType);
-      tensor.message(2, (shape) => {
-        for (const d of v.shape) {
-          shape.message(1, (dim) => {
-            if (typeof d === 'number') dim.int(1, d);
-            else dim.string(2, d);
-          });
-        }
-      });
+      if (v.shape) {
+        const dims = v.shape;
+        tensor.message(2, (shape) => {
+          for (const d of dims) {
+            shape.message(1, (dim) => {
+              if (typeof d === 'number') dim.int(1, d);
+              else dim.string(2, d);
+            });
+          }
+        });
+      }
     });
   });
+}
+
+function writeGraph(g: Writer, graph: GraphProto): void {
+  for (const n of graph.nodes) g.message(1, (m) => writeNode(m, n));
+  g.string(2, graph.name);
+  for (const t of graph.initializers) g.message(5, (m) => writeTensor(m, t));
+  for (const v of graph.inputs) g.message(11, (m) => writeValueInfo(m, v));
+  for (const v of graph.outputs) g.message(12, (m) => writeValueInfo(m, v));
 }
 
 export function encodeModel(model: ModelProto): Uint8Array {
@@ -218,13 +232,7 @@ export function encodeModel(model: ModelProto): Uint8Array {
   w.int(1, 8); // ir_version 8 (ONNX 1.10+): opset 17 and external data are both covered.
   w.string(2, model.producerName);
   w.string(3, model.producerVersion);
-  w.message(7, (g) => {
-    for (const n of model.graph.nodes) g.message(1, (m) => writeNode(m, n));
-    g.string(2, model.graph.name);
-    for (const t of model.graph.initializers) g.message(5, (m) => writeTensor(m, t));
-    for (const v of model.graph.inputs) g.message(11, (m) => writeValueInfo(m, v));
-    for (const v of model.graph.outputs) g.message(12, (m) => writeValueInfo(m, v));
-  });
+  w.message(7, (g) => writeGraph(g, model.graph));
   for (const op of model.opsets) {
     w.message(8, (m) => {
       m.string(1, op.domain);

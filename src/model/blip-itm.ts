@@ -4,9 +4,9 @@ import { type ResolveOptions, resolveCheckpoint } from '../checkpoint/hub.js';
 import { type CheckpointWeights, openWeights } from '../checkpoint/weights.js';
 import { BlipError, UsageError } from '../errors.js';
 import type { BuiltGraph } from '../graph/builder.js';
-import { buildCrossKVGraph, buildItmGraph, buildTextGraph, buildVisionGraph, crossKeyName, crossValueName } from '../graph/blip-graphs.js';
+import { buildCrossKVGraph, buildTextGraph, buildVisionGraph, crossKeyName, crossValueName, USE_IMAGE } from '../graph/blip-graphs.js';
 import { BlipProcessor } from '../preprocessing/processor.js';
-import { floatTensor, GraphSession, int64Tensor, type RuntimeOptions } from '../runtime/session.js';
+import { boolTensor, floatTensor, GraphSession, int64Tensor, type RuntimeOptions } from '../runtime/session.js';
 import { type BlipInputs, rows, type Tensor } from './tensors.js';
 
 /** BLIP's `[ENC]` id, fixed by the 30524-row embedding of every released checkpoint. */
@@ -53,7 +53,6 @@ interface Sessions {
   vision: GraphSession;
   text: GraphSession;
   crossKV: GraphSession;
-  itm: GraphSession;
 }
 
 /**
@@ -66,6 +65,7 @@ interface Sessions {
  */
 export class BlipForImageTextRetrieval {
   private disposed = false;
+  private placeholderFeeds: Record<string, ort.Tensor> | undefined;
 
   private constructor(
     readonly config: BlipConfig,
@@ -86,19 +86,21 @@ export class BlipForImageTextRetrieval {
       vision: buildVisionGraph(config, weights.tensors, label),
       text: buildTextGraph(config, weights.tensors, label),
       crossKV: buildCrossKVGraph(config, weights.tensors, label),
-      itm: buildItmGraph(config, weights.tensors, label),
     };
-    // One at a time: each session briefly holds its weights twice (file read + packed copy),
-    // so creating them in parallel would raise the load-time peak for little gain on 2 cores.
-    const sessions = {} as Sessions;
-    try {
-      for (const key of Object.keys(graphs) as Array<keyof Sessions>) {
-        sessions[key] = await GraphSession.create(graphs[key], options);
-      }
-    } catch (e) {
-      await Promise.all(Object.values(sessions).map((s) => s.dispose()));
-      throw e;
+    // Session creation is dominated by onnxruntime pre-packing the weights, single-threaded per
+    // session: the vision session alone takes as long as the other two, so they run side by side.
+    // ORT maps the checkpoint and frees each mapping once packed, so this adds no peak memory.
+    const created = await Promise.allSettled([
+      GraphSession.create(graphs.vision, options),
+      GraphSession.create(graphs.text, options).then(async (text) => [text, await GraphSession.create(graphs.crossKV, options)] as const),
+    ]);
+    const failed = created.find((r) => r.status === 'rejected');
+    if (failed) {
+      await Promise.all(created.flatMap((r) => (r.status === 'fulfilled' ? [r.value].flat() : [])).map((s) => s.dispose()));
+      throw (failed as PromiseRejectedResult).reason;
     }
+    const [vision, [text, crossKV]] = created.map((r) => (r as PromiseFulfilledResult<unknown>).value) as [GraphSession, readonly [GraphSession, GraphSession]];
+    const sessions: Sessions = { vision, text, crossKV };
     return new BlipForImageTextRetrieval(config, processor, { id: idOrPath, dir: resolved.dir, weights }, graphs, sessions, options);
   }
 
@@ -164,7 +166,11 @@ export class BlipForImageTextRetrieval {
       const end = Math.min(n, start + step);
       const ids = rows(inputIds, start, end);
       const mask = rows(attentionMask, start, end);
-      const out = await this.sessions.text.run({ input_ids: int64Tensor(ids.data, ids.dims), attention_mask: int64Tensor(mask.data, mask.dims) });
+      const out = await this.sessions.text.run({
+        input_ids: int64Tensor(ids.data, ids.dims),
+        attention_mask: int64Tensor(mask.data, mask.dims),
+        ...this.textOnlyFeeds(),
+      }, ['text_embeds']);
       embeds.set(out.text_embeds.data as Float32Array, start * E);
     }
     return { count: n, inputIds, attentionMask, embeds: { data: embeds, dims: [n, E] } };
@@ -310,13 +316,29 @@ export class BlipForImageTextRetrieval {
     const feeds: Record<string, ort.Tensor> = {
       input_ids: int64Tensor(ids, inputIds.dims),
       attention_mask: int64Tensor(attentionMask.data, attentionMask.dims),
+      [USE_IMAGE]: boolTensor(true),
     };
     for (let i = 0; i < this.config.text_config.num_hidden_layers; i++) {
       feeds[crossKeyName(i)] = kv[crossKeyName(i)];
       feeds[crossValueName(i)] = kv[crossValueName(i)];
     }
-    const out = await this.sessions.itm.run(feeds, ['itm_logits']);
+    const out = await this.sessions.text.run(feeds, ['itm_logits']);
     return out.itm_logits.data as Float32Array;
+  }
+
+  /** The text graph's image inputs for a unimodal pass: one-token placeholders, never read. */
+  private textOnlyFeeds(): Record<string, ort.Tensor> {
+    if (!this.placeholderFeeds) {
+      const t = this.config.text_config;
+      const headDim = t.hidden_size / t.num_attention_heads;
+      const feeds: Record<string, ort.Tensor> = { [USE_IMAGE]: boolTensor(false) };
+      for (let i = 0; i < t.num_hidden_layers; i++) {
+        feeds[crossKeyName(i)] = floatTensor(new Float32Array(t.hidden_size), [1, t.num_attention_heads, headDim, 1]);
+        feeds[crossValueName(i)] = floatTensor(new Float32Array(t.hidden_size), [1, t.num_attention_heads, 1, headDim]);
+      }
+      this.placeholderFeeds = feeds;
+    }
+    return this.placeholderFeeds;
   }
 
   private checkTextInputs(inputs: { inputIds: Tensor<BigInt64Array>; attentionMask?: Tensor<BigInt64Array> }): {

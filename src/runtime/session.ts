@@ -61,3 +61,7 @@ export function floatTensor(data: Float32Array, dims: readonly number[]): ort.Te
 export function int64Tensor(data: BigInt64Array, dims: readonly number[]): ort.Tensor {
   return new ort.Tensor('int64', data, dims);
 }
+
+export function boolTensor(value: boolean): ort.Tensor {
+  return new ort.Tensor('bool', new Uint8Array([value ? 1 : 0]), [1]);
+}
