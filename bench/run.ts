@@ -1,0 +1,131 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { readBlipConfig } from '../src/checkpoint/config.js';
+import { BlipForImageTextRetrieval } from '../src/model/blip-itm.js';
+import type { Tensor } from '../src/model/tensors.js';
+import { measureGemmGflops } from './gemm.js';
+import { visionFlopsPerImage } from './flops.js';
+import { writeRandomCheckpoint } from './random-checkpoint.js';
+import { cardJob } from './card-job.js';
+
+/**
+ * npm run bench [-- --json] [--runs N] [--threads N]
+ *
+ * Random-weight checkpoint with the exact tensor names and shapes of Salesforce/blip-itm-large-coco,
+ * written once into the OS temp folder (BLIP_BENCH_DIR overrides), then medians of N runs after
+ * a warm-up. See docs/performance.md.
+ */
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const runs = Number(argValue('--runs') ?? 5);
+const threads = argValue('--threads') ? Number(argValue('--threads')) : undefined;
+const log = (s: string) => { if (!json) process.stderr.write(`${s}\n`); };
+
+function argValue(name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+async function timeRuns(fn: () => Promise<unknown>): Promise<number> {
+  await fn(); // warm-up
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn();
+    times.push((performance.now() - t0) / 1000);
+  }
+  return median(times);
+}
+
+const REF = 'test/fixtures/reference-configs';
+const dir = process.env.BLIP_BENCH_DIR ?? join(tmpdir(), 'blip-itm-bench-large-coco-random');
+log(`checkpoint: ${dir} (random weights, real blip-itm-large-coco layout)`);
+await writeRandomCheckpoint(dir, JSON.parse(readFileSync(`${REF}/blip-itm-large-coco.config.json`, 'utf8')), {
+  'preprocessor_config.json': `${REF}/blip-itm-large-coco.preprocessor_config.json`,
+  'tokenizer_config.json': `${REF}/blip-itm-large-coco.tokenizer_config.json`,
+  'special_tokens_map.json': `${REF}/blip-itm-large-coco.special_tokens_map.json`,
+  'vocab.txt': 'test/fixtures/models/tiny/vocab.txt',
+});
+const image = 'test/fixtures/images/coco_000000039769.png';
+
+// (a), (f): fresh processes, as a one-shot CLI call would be. The first one is the warm-up that
+// also brings the checkpoint into the page cache.
+log('model load + one cold card job (fresh process each) ...');
+const childRuns: Array<{ load_s: number; card_job_cold_s: number; peak_rss_mb: number }> = [];
+for (let i = 0; i <= runs; i++) {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/card-job.ts', dir, image, ...(threads ? [String(threads)] : [])], { encoding: 'utf8' });
+  if (i > 0) childRuns.push(JSON.parse(out.trim().split('\n').pop()!));
+}
+
+const config = await readBlipConfig(join(dir, 'config.json'));
+const model = await BlipForImageTextRetrieval.fromPretrained(dir, threads ? { intraOpThreads: threads } : {});
+const one = await model.processor.preprocessImages([image]);
+const four: Tensor = { data: new Float32Array(4 * one.data.length), dims: [4, ...one.dims.slice(1)] };
+for (let i = 0; i < 4; i++) four.data.set(one.data, i * one.data.length);
+
+log('vision encoder, batch 1 and 4 ...');
+const visionB1 = await timeRuns(() => model.encodeImages(one));
+const visionB4 = (await timeRuns(() => model.encodeImages(four))) / 4;
+
+const words = 'a large brown dog runs across the green grass chasing a red ball near trees people watch from benches'.split(' ');
+const captions = Array.from({ length: 16 }, (_, i) => Array.from({ length: 12 }, (_, j) => words[(i * 5 + j * 3) % words.length]).join(' '));
+const texts = model.processor.tokenize(captions);
+const stored = await model.encodeImages(one);
+log('model card job, ITM against a stored image, ITC text encoding ...');
+const cardJobS = await timeRuns(() => cardJob(model, image));
+const itmMs = ((await timeRuns(() => model.itmForImage(stored, 0, texts))) * 1000) / captions.length;
+const itcMs = ((await timeRuns(() => model.encodeTexts(texts))) * 1000) / captions.length;
+await model.dispose();
+
+log('onnxruntime fp32 GEMM rate ...');
+const v = config.vision_config;
+const gemm = await measureGemmGflops((v.image_size / v.patch_size) ** 2 + 1, v.hidden_size, v.intermediate_size, Math.max(runs, 10), threads);
+const visionGflop = visionFlopsPerImage(config) / 1e9;
+const best = Math.min(visionB1, visionB4);
+
+const result = {
+  machine: `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB`,
+  runs,
+  load_s: median(childRuns.map((r) => r.load_s)),
+  vision_s_per_image_b1: visionB1,
+  vision_s_per_image_b4: visionB4,
+  itm_ms_per_caption: itmMs,
+  itc_ms_per_caption: itcMs,
+  card_job_1x10_s: cardJobS,
+  card_job_1x10_cold_s: median(childRuns.map((r) => r.card_job_cold_s)),
+  peak_rss_mb: Math.max(...childRuns.map((r) => r.peak_rss_mb)),
+  peak_rss_mb_bench_process: process.resourceUsage().maxRSS / 1024,
+  gemm_gflops: gemm,
+  vision_gflop: visionGflop,
+  roofline_ratio: visionGflop / (best * gemm),
+  roofline_ratio_b1: visionGflop / (visionB1 * gemm),
+  roofline_ratio_b4: visionGflop / (visionB4 * gemm),
+};
+
+if (json) {
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+} else {
+  const rows: Array<[string, string]> = [
+    ['machine', result.machine],
+    ['model load (graph build + sessions)', `${result.load_s.toFixed(2)} s`],
+    ['vision encoder, batch 1', `${result.vision_s_per_image_b1.toFixed(3)} s/image`],
+    ['vision encoder, batch 4', `${result.vision_s_per_image_b4.toFixed(3)} s/image`],
+    ['ITM vs stored image, 16 captions', `${result.itm_ms_per_caption.toFixed(1)} ms/caption`],
+    ['ITC text encoding, batch 16', `${result.itc_ms_per_caption.toFixed(1)} ms/caption`],
+    ['model card job, 1 image x 10 captions', `${result.card_job_1x10_s.toFixed(2)} s (first call after load: ${result.card_job_1x10_cold_s.toFixed(2)} s)`],
+    ['peak RSS, load + card job', `${result.peak_rss_mb.toFixed(0)} MiB (this bench process, batch 4 included: ${result.peak_rss_mb_bench_process.toFixed(0)} MiB)`],
+    ['onnxruntime fp32 GEMM rate', `${result.gemm_gflops.toFixed(1)} GFLOP/s`],
+    ['vision FLOPs per image', `${result.vision_gflop.toFixed(1)} GFLOP`],
+    ['roofline ratio (best batch)', `${result.roofline_ratio.toFixed(3)} (b1 ${result.roofline_ratio_b1.toFixed(3)}, b4 ${result.roofline_ratio_b4.toFixed(3)})`],
+  ];
+  const w = Math.max(...rows.map((r) => r[0].length));
+  process.stdout.write(`${rows.map(([k, val]) => `${k.padEnd(w)}  ${val}`).join('\n')}\n(medians of ${runs} runs after a warm-up)\n`);
+}
