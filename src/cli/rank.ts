@@ -1,0 +1,132 @@
+import { access, constants, readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { BlipError, ImageError, UsageError } from '../errors.js';
+import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
+import { DEFAULT_RERANK, rankCaptions } from '../retrieval/rank-captions.js';
+import { MODEL_OPTIONS, parseDevice, parseThreads, usageErrors } from './args.js';
+import { formatTable, type Reporter } from './output.js';
+
+export const RANK_HELP = `Usage: blip-itm rank --image <path> --texts <file|-> [options]
+
+Ranks captions (one per line; "-" reads them from stdin) for one image. Every caption gets the ITC
+cosine; the best --rerank K of them by cosine also get the ITM match probability. Output: the
+reranked captions by ITM probability, then the others by cosine.
+
+Options:
+  -m, --model <id|folder>   Hub repo id or local checkpoint folder (default: Salesforce/blip-itm-large-coco)
+      --revision <rev>      Hub revision: branch, tag, commit or refs/pr/N
+  -i, --image <path>        the image
+      --texts <file|->      captions, one per line (empty lines are skipped)
+      --top <n>             print only the first n (default: all)
+      --rerank <k>          captions rescored with ITM (default: all up to ${DEFAULT_RERANK}, else ${DEFAULT_RERANK}; 0: cosine only)
+      --itm-text-start <s>  "cls" (transformers, default) or "enc" (original BLIP/LAVIS)
+      --device <cpu|cuda>   execution provider (default: cpu)
+      --threads <n>         threads per operator
+      --json                print one JSON object instead of a table
+      --verbose             show stack traces on errors
+`;
+
+/** One line of `rank --json`'s "ranking". */
+export interface RankEntry {
+  rank: number;
+  /** 1-based line number in the captions file. */
+  line: number;
+  text: string;
+  cosine: number;
+  itm_probability: number | null;
+  itm_logits: [number, number] | null;
+}
+
+/** Reads captions: one per line, CR LF or LF, lines that are empty or only whitespace skipped. */
+export function parseCaptionLines(content: string): Array<{ line: number; text: string }> {
+  const out: Array<{ line: number; text: string }> = [];
+  content.split('\n').forEach((raw, i) => {
+    const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (text.trim() !== '') out.push({ line: i + 1, text });
+  });
+  return out;
+}
+
+function parseCount(name: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`--${name} must be an integer >= ${min}, got "${value}"`);
+  }
+  return n;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function rankCommand(argv: string[], reporter: Reporter): Promise<string> {
+  const { values } = usageErrors('rank', () => parseArgs({ args: argv, allowPositionals: false, strict: true, options: {
+    ...MODEL_OPTIONS,
+    image: { type: 'string', short: 'i' },
+    texts: { type: 'string' },
+    top: { type: 'string' },
+    rerank: { type: 'string' },
+    'itm-text-start': { type: 'string', default: 'cls' },
+  } }));
+  if (values.help) return RANK_HELP;
+  const image = values.image;
+  if (image === undefined) throw new UsageError('rank: give --image <path>');
+  if (values.texts === undefined) throw new UsageError('rank: give --texts <file> (one caption per line, "-" for stdin)');
+  const top = parseCount('top', values.top, 1);
+  const rerank = parseCount('rerank', values.rerank, 0);
+  const start = values['itm-text-start'];
+  if (start !== 'cls' && start !== 'enc') throw new UsageError(`--itm-text-start must be "cls" or "enc", got "${start}"`);
+  const executionProvider = parseDevice(values.device);
+  const intraOpThreads = parseThreads(values.threads);
+
+  let content: string;
+  if (values.texts === '-') {
+    content = await readStdin();
+  } else {
+    try {
+      content = await readFile(values.texts, 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new BlipError(`${values.texts}: ${code === 'ENOENT' ? 'captions file not found' : `cannot read captions file (${code})`}`, { cause: e });
+    }
+  }
+  const captions = parseCaptionLines(content);
+  if (captions.length === 0) throw new UsageError(`rank: no captions in ${values.texts === '-' ? 'stdin' : values.texts}`);
+  try {
+    await access(image, constants.R_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ImageError(image, code === 'ENOENT' ? 'image file not found' : `cannot read image file (${code})`);
+  }
+
+  reporter.status(`loading ${values.model} ...`);
+  const model = await BlipForImageTextRetrieval.fromPretrained(values.model, { revision: values.revision, executionProvider, intraOpThreads });
+  try {
+    reporter.status(`ranking ${captions.length} caption(s) ...`);
+    const ranked = await rankCaptions(model, image, captions.map((c) => c.text), { rerank, itmTextStart: start });
+    reporter.done();
+    const reranked = ranked.filter((r) => r.itmLogits !== null).length;
+    const entries: RankEntry[] = ranked.slice(0, top ?? ranked.length).map((r, k) => ({
+      rank: k + 1,
+      line: captions[r.index].line,
+      text: r.text,
+      cosine: r.cosine,
+      itm_probability: r.itmProbability,
+      itm_logits: r.itmLogits,
+    }));
+    if (values.json) {
+      return JSON.stringify({ model: values.model, image, captions: captions.length, reranked, itm_text_start: start, ranking: entries });
+    }
+    return formatTable(
+      ['rank', 'match probability', 'cosine', 'line', 'caption'],
+      entries.map((e) => [String(e.rank), e.itm_probability === null ? '-' : e.itm_probability.toFixed(4), e.cosine.toFixed(4), String(e.line), e.text]),
+      [true, true, true, true, false],
+      72,
+    );
+  } finally {
+    await model.dispose();
+  }
+}

@@ -1,0 +1,224 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { BlipError } from '../errors.js';
+import type { BlipForImageTextRetrieval } from '../model/blip-itm.js';
+import type { Tensor } from '../model/tensors.js';
+
+/**
+ * A content-addressed store of float32 tensors on disk, for the retrieval evaluation's
+ * encodings (image states and features, text features, ITM logits).
+ *
+ * Layout: `<dir>/<model key>/<kind>/<key>.bin`, plus `<dir>/<model key>/model.json` saying which
+ * checkpoint the folder belongs to. Every key is a sha256 of everything the stored value depends
+ * on (the model key, and the image file's bytes or the token ids), so an entry can never be used
+ * for other inputs, and entries are shared between runs, splits and `k_test` values.
+ *
+ * Files are written to a temporary name in the same folder, flushed to disk and renamed into
+ * place, so a crash leaves either the whole file or none. On reading, the magic, the header, the
+ * exact length and a sha256 of the payload are checked; a file that fails any check (truncated,
+ * zero-filled after a crash, written by something else) counts as missing and is written again.
+ *
+ * File format: 8 bytes `BLIPEC01`, uint32 LE header length, JSON header
+ * `{ "tensors": [{ "name", "dims" }], "sha256": <payload hex> }`, payload: the tensors' float32
+ * little-endian data, in header order.
+ */
+
+const MAGIC = Buffer.from('BLIPEC01', 'latin1');
+/** Bump when what is stored under a key changes meaning. */
+export const CACHE_FORMAT = 1;
+
+export type TensorRecord = Record<string, Tensor>;
+
+/** Where `get`/`put` keep their entries; `EncodingCache` (disk) or `MemoryTensorStore`. */
+export interface TensorStore {
+  get(kind: string, key: string): Promise<TensorRecord | undefined>;
+  put(kind: string, key: string, tensors: TensorRecord): Promise<void>;
+  /** Whether an entry looks present (cheap; `get` does the full check). */
+  has(kind: string, key: string): Promise<boolean>;
+}
+
+/** The default cache folder: `$XDG_CACHE_HOME/blip-itm/eval`, else `~/.cache/blip-itm/eval`. */
+export function defaultEvalCacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(base, 'blip-itm', 'eval');
+}
+
+export function sha256Hex(...parts: Array<string | Uint8Array | ArrayBufferView>): string {
+  const h = createHash('sha256');
+  for (const p of parts) {
+    if (typeof p === 'string') h.update(`${p.length}:${p}`);
+    else {
+      const bytes = new Uint8Array(p.buffer, p.byteOffset, p.byteLength);
+      h.update(`${bytes.length}#`);
+      h.update(bytes);
+    }
+  }
+  return h.digest('hex');
+}
+
+/**
+ * A cheap, stable identity of a loaded model: sha256 of its `config.json` and
+ * `preprocessor_config.json` bytes and of the weights file's real path, size and modification
+ * time (the weights are not read: hashing a 1.8 GB checkpoint would take longer than a short
+ * evaluation). Hub snapshots point into blobs named by their own sha256, so their real path is
+ * already a content hash; for a local folder, replacing the weights changes size or mtime.
+ */
+export async function modelCacheKey(model: BlipForImageTextRetrieval): Promise<string> {
+  const weights = await realpath(model.source.weights.file);
+  const st = await stat(weights);
+  const config = await readFile(join(model.source.dir, 'config.json'));
+  const preprocessor = await readFile(join(model.source.dir, 'preprocessor_config.json'));
+  return sha256Hex(`blip-itm eval cache ${CACHE_FORMAT}`, config, preprocessor, weights, String(st.size), String(Math.floor(st.mtimeMs)));
+}
+
+export class EncodingCache implements TensorStore {
+  /** Entries written and entries rejected as damaged, for reports and tests. */
+  written = 0;
+  rejected = 0;
+
+  private readonly root: string;
+
+  /** `dir` is the cache root; entries go under `<dir>/<modelKey>/`. */
+  constructor(dir: string, readonly modelKey: string) {
+    this.root = join(resolve(dir), modelKey);
+  }
+
+  /** Creates the model folder and writes `model.json` (what the folder belongs to). */
+  async init(description: Record<string, unknown>): Promise<void> {
+    try {
+      await mkdir(this.root, { recursive: true });
+      await atomicWrite(join(this.root, 'model.json'), Buffer.from(`${JSON.stringify({ format: CACHE_FORMAT, ...description }, null, 2)}\n`));
+    } catch (e) {
+      throw new BlipError(`cannot write the evaluation cache in ${this.root}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  get folder(): string {
+    return this.root;
+  }
+
+  path(kind: string, key: string): string {
+    if (!/^[a-z0-9-]+$/.test(kind) || !/^[0-9a-f]{16,128}$/.test(key)) throw new RangeError(`bad cache entry name ${kind}/${key}`);
+    return join(this.root, kind, `${key}.bin`);
+  }
+
+  async has(kind: string, key: string): Promise<boolean> {
+    try {
+      return (await stat(this.path(kind, key))).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  async get(kind: string, key: string): Promise<TensorRecord | undefined> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.path(kind, key));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new BlipError(`cannot read the evaluation cache entry ${this.path(kind, key)}: ${(e as Error).message}`, { cause: e });
+    }
+    const decoded = decodeEntry(bytes);
+    if (decoded === undefined) {
+      this.rejected++;
+      // Damaged: remove it so that it is written again.
+      await rm(this.path(kind, key), { force: true });
+    }
+    return decoded;
+  }
+
+  async put(kind: string, key: string, tensors: TensorRecord): Promise<void> {
+    const file = this.path(kind, key);
+    try {
+      await mkdir(dirname(file), { recursive: true });
+      await atomicWrite(file, encodeEntry(tensors));
+    } catch (e) {
+      throw new BlipError(`cannot write the evaluation cache entry ${file}: ${(e as Error).message}`, { cause: e });
+    }
+    this.written++;
+  }
+}
+
+/** The same interface kept in memory (no `--cache`): nothing survives the process. */
+export class MemoryTensorStore implements TensorStore {
+  private readonly entries = new Map<string, TensorRecord>();
+  async get(kind: string, key: string): Promise<TensorRecord | undefined> {
+    return this.entries.get(`${kind}/${key}`);
+  }
+  async put(kind: string, key: string, tensors: TensorRecord): Promise<void> {
+    this.entries.set(`${kind}/${key}`, tensors);
+  }
+  async has(kind: string, key: string): Promise<boolean> {
+    return this.entries.has(`${kind}/${key}`);
+  }
+}
+
+export function encodeEntry(tensors: TensorRecord): Buffer {
+  const names = Object.keys(tensors);
+  const payload = Buffer.concat(names.map((n) => {
+    const t = tensors[n];
+    if (!(t.data instanceof Float32Array)) throw new TypeError(`cache tensor ${n} must be float32`);
+    if (t.data.length !== t.dims.reduce((a, b) => a * b, 1)) throw new RangeError(`cache tensor ${n}: data does not match dims [${t.dims.join(', ')}]`);
+    return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  }));
+  const header = Buffer.from(JSON.stringify({
+    tensors: names.map((name) => ({ name, dims: tensors[name].dims })),
+    sha256: createHash('sha256').update(payload).digest('hex'),
+  }), 'utf8');
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(header.length);
+  return Buffer.concat([MAGIC, len, header, payload]);
+}
+
+/** The tensors of an entry, or undefined when the bytes are not one complete, intact entry. */
+export function decodeEntry(bytes: Buffer): TensorRecord | undefined {
+  if (bytes.length < 12 || !bytes.subarray(0, 8).equals(MAGIC)) return undefined;
+  const headerLength = bytes.readUInt32LE(8);
+  if (12 + headerLength > bytes.length) return undefined;
+  let header: { tensors: Array<{ name: string; dims: number[] }>; sha256: string };
+  try {
+    header = JSON.parse(bytes.subarray(12, 12 + headerLength).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (!header || !Array.isArray(header.tensors) || typeof header.sha256 !== 'string') return undefined;
+  const payload = bytes.subarray(12 + headerLength);
+  let size = 0;
+  for (const t of header.tensors) {
+    if (typeof t?.name !== 'string' || !Array.isArray(t.dims) || !t.dims.every((d) => Number.isInteger(d) && d >= 0)) return undefined;
+    size += t.dims.reduce((a, b) => a * b, 1) * 4;
+  }
+  if (payload.length !== size) return undefined;
+  if (createHash('sha256').update(payload).digest('hex') !== header.sha256) return undefined;
+  // Copy into an aligned buffer (the payload offset need not be a multiple of 4).
+  const floats = new Float32Array(size / 4);
+  new Uint8Array(floats.buffer).set(payload);
+  const out: TensorRecord = {};
+  let offset = 0;
+  for (const t of header.tensors) {
+    const n = t.dims.reduce((a, b) => a * b, 1);
+    out[t.name] = { data: floats.subarray(offset, offset + n), dims: [...t.dims] };
+    offset += n;
+  }
+  return out;
+}
+
+/** Writes `file` via a temporary file in the same folder, fsync and rename. */
+export async function atomicWrite(file: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(bytes);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
