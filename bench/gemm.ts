@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { DataType, encodeModel } from '../src/graph/onnx-proto.js';
 
@@ -6,7 +7,7 @@ import { DataType, encodeModel } from '../src/graph/onnx-proto.js';
  * ([tokens, hidden] x [hidden, intermediate]) with a constant, pre-packed weight. This is the
  * "ideal" the vision encoder's roofline ratio is measured against.
  */
-export async function measureGemmGflops(m: number, k: number, n: number, runs: number, threads?: number): Promise<number> {
+export async function measureGemmGflops(m: number, k: number, n: number, runs: number, threads = availableParallelism()): Promise<number> {
   const w = new Float32Array(k * n);
   for (let i = 0; i < w.length; i++) w[i] = ((i * 2654435761) % 1000) / 1e5 - 0.005;
   const bytes = encodeModel({
@@ -19,7 +20,7 @@ export async function measureGemmGflops(m: number, k: number, n: number, runs: n
       outputs: [{ name: 'y', elemType: DataType.FLOAT, shape: [m, n] }],
     },
   });
-  const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', ...(threads ? { intraOpNumThreads: threads } : {}) });
+  const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: threads });
   const x = new ort.Tensor('float32', new Float32Array(m * k).fill(0.01), [m, k]);
   await session.run({ x });
   const times: number[] = [];
