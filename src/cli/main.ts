@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 import { BlipError, UsageError } from '../errors.js';
+import { evalCommand } from './eval.js';
+import { indexCommand } from './index-command.js';
 import { terminalReporter } from './output.js';
+import { rankCommand } from './rank.js';
 import { scoreCommand } from './score.js';
+import { searchCommand } from './search.js';
 import { tokenizeCommand } from './tokenize.js';
 
 const USAGE = `Usage: blip-itm <command> [options]
@@ -9,6 +13,10 @@ const USAGE = `Usage: blip-itm <command> [options]
 Commands:
   score      score images against captions (ITM probability and ITC cosine)
   tokenize   show the token ids of captions
+  rank       rank captions for one image (ITC cosine, ITM rerank of the best)
+  eval       BLIP's retrieval evaluation (recall@1/5/10) on a Karpathy-format split
+  index      encode a folder of images into a persistent image index (incremental)
+  search     search the image index by text (ITC, then ITM rerank) or by image
 
 Run "blip-itm <command> --help" for a command's options.
 `;
@@ -16,6 +24,10 @@ Run "blip-itm <command> --help" for a command's options.
 const COMMANDS: Record<string, (argv: string[], reporter: ReturnType<typeof terminalReporter>) => Promise<string>> = {
   score: scoreCommand,
   tokenize: tokenizeCommand,
+  rank: rankCommand,
+  eval: evalCommand,
+  index: indexCommand,
+  search: searchCommand,
 };
 
 /** Runs the CLI; returns the exit code: 0 success, 1 runtime error, 2 usage error. */

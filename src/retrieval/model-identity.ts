@@ -1,0 +1,156 @@
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { readBlipConfig } from '../checkpoint/config.js';
+import { parseModelReference, type ResolveOptions, resolveCheckpoint } from '../checkpoint/hub.js';
+import type { TensorIndex } from '../checkpoint/tensor-info.js';
+import { openWeights } from '../checkpoint/weights.js';
+import { BlipError } from '../errors.js';
+import { BlipForImageTextRetrieval, type FromPretrainedOptions } from '../model/blip-itm.js';
+
+/**
+ * Which model made a set of image features. Two identities describe the same features when their
+ * `fingerprint` and `dims` agree; `model`, `revision`, `commit` and `weightsFile` only say where the
+ * model came from (the same weights reached as a Hub id or as a local copy are the same model).
+ */
+export interface ModelIdentity {
+  /** Hub repo id (`owner/name`) or the absolute path of a local checkpoint folder. */
+  model: string;
+  /** Hub revision asked for, when known. */
+  revision?: string;
+  /** Hub commit the revision resolved to, when known. */
+  commit?: string;
+  /** Weights file name (`model.safetensors`, `pytorch_model.bin`, or the shard index). */
+  weightsFile: string;
+  /** Total bytes of the weight files. */
+  weightsBytes: number;
+  /** `sampled-sha256-v1:<hex>`, see {@link fingerprintWeights}. */
+  fingerprint: string;
+  /** image_text_hidden_size: floats per ITC feature. */
+  dims: number;
+  /** The vision encoder's input size (pixels per side). */
+  imageSize: number;
+}
+
+const CHUNK = 64 * 1024;
+const CHUNKS = 16;
+
+/**
+ * A content fingerprint of checkpoint weight files that costs about 1 MiB of reads whatever their
+ * size: sha256 over each file's byte length and 16 evenly spaced 64 KiB windows (the first holds
+ * the safetensors header / zip entries, the last the end of the data); files under 1 MiB are hashed
+ * whole. Files are taken in the order of their base names, and their names and dates are not hashed,
+ * so a copied, moved, re-downloaded or touched checkpoint keeps its fingerprint, while any two
+ * differently trained checkpoints (whose tensors differ everywhere) get different ones.
+ */
+export async function fingerprintWeights(files: string[]): Promise<{ fingerprint: string; bytes: number }> {
+  const sorted = [...new Set(files)].sort((a, b) => (basename(a) < basename(b) ? -1 : basename(a) > basename(b) ? 1 : a < b ? -1 : 1));
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for (const file of sorted) {
+    let fh;
+    try {
+      fh = await open(file, 'r');
+    } catch (e) {
+      throw new BlipError(`${file}: cannot read weights (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { subject: file, cause: e });
+    }
+    try {
+      const size = (await fh.stat()).size;
+      bytes += size;
+      hash.update(`file ${size}\n`);
+      const offsets: number[] = [];
+      if (size <= CHUNK * CHUNKS) offsets.push(0);
+      else for (let i = 0; i < CHUNKS; i++) offsets.push(Math.floor((i * (size - CHUNK)) / (CHUNKS - 1)));
+      const length = size <= CHUNK * CHUNKS ? size : CHUNK;
+      const buf = Buffer.alloc(length);
+      for (const offset of offsets) {
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        hash.update(buf.subarray(0, got));
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+  return { fingerprint: `sampled-sha256-v1:${hash.digest('hex')}`, bytes };
+}
+
+function weightFiles(tensors: TensorIndex, fallback: string): string[] {
+  const files = new Set<string>();
+  for (const t of tensors.values()) files.add(t.file);
+  return files.size > 0 ? [...files] : [fallback];
+}
+
+/** The identity of a loaded model. */
+export async function modelIdentity(model: BlipForImageTextRetrieval): Promise<ModelIdentity> {
+  const { weights } = model.source;
+  const { fingerprint, bytes } = await fingerprintWeights(weightFiles(weights.tensors, weights.file));
+  let name = model.source.id;
+  try {
+    const ref = await parseModelReference(model.source.id);
+    name = ref.kind === 'local' ? ref.path : ref.repo;
+  } catch {
+    name = model.source.dir;
+  }
+  return {
+    model: name,
+    weightsFile: basename(weights.file),
+    weightsBytes: bytes,
+    fingerprint,
+    dims: model.config.image_text_hidden_size,
+    imageSize: model.config.vision_config.image_size,
+  };
+}
+
+/** Whether features from `a` and `b` may be compared or mixed. */
+export function sameModel(a: ModelIdentity, b: ModelIdentity): boolean {
+  return a.fingerprint === b.fingerprint && a.dims === b.dims;
+}
+
+/** One line naming a model for error messages. */
+export function describeIdentity(m: ModelIdentity): string {
+  const at = m.commit ? `@${m.commit.slice(0, 10)}` : m.revision ? `@${m.revision}` : '';
+  return `${m.model}${at} (${m.weightsFile}, ${m.dims}-d features, ${m.fingerprint.replace(/^.*:/, '').slice(0, 12)})`;
+}
+
+/**
+ * A model that is identified now and loaded only if needed (re-indexing an unchanged folder never
+ * loads it). Each `load()` builds a new instance from the folder the identity was computed from; the
+ * caller disposes it.
+ */
+export interface LazyModel {
+  readonly identity: ModelIdentity;
+  load(): Promise<BlipForImageTextRetrieval>;
+}
+
+/**
+ * Resolves `idOrPath` (downloading what the cache lacks, as `fromPretrained` would) and computes its
+ * identity from the config and the weight files' headers, without building the ONNX sessions.
+ */
+export async function lazyModel(idOrPath: string, options: FromPretrainedOptions = {}): Promise<LazyModel> {
+  const resolved = await resolveCheckpoint(idOrPath, options as ResolveOptions);
+  const config = await readBlipConfig(`${resolved.dir}/config.json`);
+  const weights = await openWeights(resolved.dir);
+  const { fingerprint, bytes } = await fingerprintWeights(weightFiles(weights.tensors, weights.file));
+  const identity: ModelIdentity = {
+    model: resolved.id,
+    ...(resolved.revision !== undefined ? { revision: resolved.revision } : {}),
+    ...(resolved.commit !== undefined ? { commit: resolved.commit } : {}),
+    weightsFile: basename(weights.file),
+    weightsBytes: bytes,
+    fingerprint,
+    dims: config.image_text_hidden_size,
+    imageSize: config.vision_config.image_size,
+  };
+  return {
+    identity,
+    load() {
+      // The resolved folder, so the model loaded is exactly the one fingerprinted (no second Hub lookup).
+      return BlipForImageTextRetrieval.fromPretrained(resolved.dir, { ...options, revision: undefined });
+    },
+  };
+}
