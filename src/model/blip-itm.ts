@@ -13,7 +13,10 @@ import { type BlipInputs, rows, type Tensor } from './tensors.js';
 const DEFAULT_ENC_TOKEN_ID = 30523;
 
 export interface FromPretrainedOptions extends RuntimeOptions, ResolveOptions {
-  /** Images per vision-encoder run; bounds memory for large collections. */
+  /**
+   * Images per vision-encoder run. Default 1: on CPU batch 4 is no faster per image (measured,
+   * docs/performance.md) and its activations cost about 600 MB more.
+   */
   visionBatchSize?: number;
   /** Captions per text or ITM run. */
   textBatchSize?: number;
@@ -138,7 +141,7 @@ export class BlipForImageTextRetrieval {
     const tokens = visionTokens(v);
     const states = new Float32Array(n * tokens * v.hidden_size);
     const embeds = new Float32Array(n * this.config.image_text_hidden_size);
-    const step = this.options.visionBatchSize ?? 4;
+    const step = this.options.visionBatchSize ?? 1;
     for (let start = 0; start < n; start += step) {
       const end = Math.min(n, start + step);
       const chunk = rows(pixelValues, start, end);
