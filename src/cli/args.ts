@@ -1,5 +1,6 @@
 import type { ParseArgsConfig } from 'node:util';
-import { UsageError } from '../errors.js';
+import { access, constants } from 'node:fs/promises';
+import { ImageError, UsageError } from '../errors.js';
 
 export const DEFAULT_MODEL = 'Salesforce/blip-itm-large-coco';
 
@@ -33,4 +34,26 @@ export function parseThreads(value: string | undefined): number | undefined {
 export function parseDevice(value: string): 'cpu' | 'cuda' {
   if (value !== 'cpu' && value !== 'cuda') throw new UsageError(`--device must be "cpu" or "cuda", got "${value}"`);
   return value;
+}
+
+export function parseItmTextStart(value: string): 'cls' | 'enc' {
+  if (value !== 'cls' && value !== 'enc') throw new UsageError(`--itm-text-start must be "cls" or "enc", got "${value}"`);
+  return value;
+}
+
+/** --device and --threads as fromPretrained options. */
+export function runtimeOptions(values: { device: string; threads?: string }): { executionProvider: 'cpu' | 'cuda'; intraOpThreads?: number } {
+  return { executionProvider: parseDevice(values.device), intraOpThreads: parseThreads(values.threads) };
+}
+
+/** Fails on a mistyped image path before any time is spent on loading the model. */
+export async function assertReadableImages(paths: readonly string[]): Promise<void> {
+  for (const path of paths) {
+    try {
+      await access(path, constants.R_OK);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new ImageError(path, code === 'ENOENT' ? 'image file not found' : `cannot read image file (${code})`);
+    }
+  }
 }

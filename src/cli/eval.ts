@@ -1,11 +1,11 @@
-import { access, constants, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BlipError, ImageError, UsageError } from '../errors.js';
+import { BlipError, UsageError } from '../errors.js';
 import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import { defaultEvalCacheDir, EncodingCache, modelCacheKey, type TensorStore } from '../retrieval/encoding-cache.js';
 import { DEFAULT_K_TEST, type EvalProgress, evaluateRetrieval, readKarpathySplit } from '../retrieval/evaluate.js';
-import { MODEL_OPTIONS, parseDevice, parseThreads, usageErrors } from './args.js';
+import { assertReadableImages, MODEL_OPTIONS, runtimeOptions, usageErrors } from './args.js';
 import { formatTable, type Reporter } from './output.js';
 
 export const EVAL_HELP = `Usage: blip-itm eval --annotations <karpathy-test.json> --images <root> [options]
@@ -53,8 +53,7 @@ export async function evalCommand(argv: string[], reporter: Reporter): Promise<s
   const kTest = Number(kText);
   if (!/^\d+$/.test(kText.trim()) || !Number.isSafeInteger(kTest) || kTest < 1) throw new UsageError(`--k-test must be a positive integer, got "${kText}"`);
   if (values['no-cache'] && values.cache !== undefined) throw new UsageError('eval: --cache and --no-cache exclude each other');
-  const executionProvider = parseDevice(values.device);
-  const intraOpThreads = parseThreads(values.threads);
+  const runtime = runtimeOptions(values);
 
   const split = await readKarpathySplit(values.annotations);
   try {
@@ -62,19 +61,10 @@ export async function evalCommand(argv: string[], reporter: Reporter): Promise<s
   } catch {
     throw new BlipError(`${values.images}: image folder not found`);
   }
-  // Fail on a missing image before spending time on loading the model.
-  for (const image of split.images) {
-    const path = join(values.images, image);
-    try {
-      await access(path, constants.R_OK);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new ImageError(path, code === 'ENOENT' ? 'image file not found' : `cannot read image file (${code})`);
-    }
-  }
+  await assertReadableImages(split.images.map((image) => join(values.images!, image)));
 
   reporter.status(`loading ${values.model} ...`);
-  const model = await BlipForImageTextRetrieval.fromPretrained(values.model, { revision: values.revision, executionProvider, intraOpThreads });
+  const model = await BlipForImageTextRetrieval.fromPretrained(values.model, { revision: values.revision, ...runtime });
   try {
     let store: TensorStore | undefined;
     let modelKey: string | undefined;

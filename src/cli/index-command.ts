@@ -4,7 +4,7 @@ import { DEFAULT_INDEX_BATCH_SIZE, type IndexProgress, type IndexSummary, indexI
 import { collectImages, IMAGE_EXTENSIONS } from '../retrieval/collect-images.js';
 import { DEFAULT_INDEX_DIR, ImageIndex } from '../retrieval/image-index.js';
 import { describeIdentity, lazyModel } from '../retrieval/model-identity.js';
-import { DEFAULT_MODEL, MODEL_OPTIONS, parseDevice, parseThreads, usageErrors } from './args.js';
+import { DEFAULT_MODEL, MODEL_OPTIONS, runtimeOptions, usageErrors } from './args.js';
 import type { Reporter } from './output.js';
 
 export const INDEX_HELP = `Usage: blip-itm index <folder|list-file> [--db <path>] [options]
@@ -106,8 +106,7 @@ export async function indexCommand(argv: string[], reporter: Reporter): Promise<
     throw new UsageError(`index: give exactly one folder or list file${positionals.length > 1 ? ` (got ${positionals.length}: ${positionals.join(' ')})` : ''} (see: blip-itm index --help)`);
   }
   const batchSize = parseCount('batch-size', values['batch-size'], 1) ?? DEFAULT_INDEX_BATCH_SIZE;
-  const executionProvider = parseDevice(values.device);
-  const intraOpThreads = parseThreads(values.threads);
+  const runtime = runtimeOptions(values);
   if (values.db.trim() === '') throw new UsageError('--db must not be empty');
 
   reporter.status('finding images ...');
@@ -118,8 +117,7 @@ export async function indexCommand(argv: string[], reporter: Reporter): Promise<
   reporter.status(`resolving ${modelId} ...`);
   const model = await lazyModel(modelId, {
     revision,
-    executionProvider,
-    intraOpThreads,
+    ...runtime,
     visionBatchSize: batchSize,
   });
   const summary = await indexImages(collected, {

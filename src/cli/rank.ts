@@ -1,9 +1,9 @@
-import { access, constants, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { BlipError, ImageError, UsageError } from '../errors.js';
+import { BlipError, UsageError } from '../errors.js';
 import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import { DEFAULT_RERANK, rankCaptions } from '../retrieval/rank-captions.js';
-import { MODEL_OPTIONS, parseDevice, parseThreads, usageErrors } from './args.js';
+import { assertReadableImages, MODEL_OPTIONS, parseItmTextStart, runtimeOptions, usageErrors } from './args.js';
 import { formatTable, type Reporter } from './output.js';
 
 export const RANK_HELP = `Usage: blip-itm rank --image <path> --texts <file|-> [options]
@@ -77,10 +77,8 @@ export async function rankCommand(argv: string[], reporter: Reporter): Promise<s
   if (values.texts === undefined) throw new UsageError('rank: give --texts <file> (one caption per line, "-" for stdin)');
   const top = parseCount('top', values.top, 1);
   const rerank = parseCount('rerank', values.rerank, 0);
-  const start = values['itm-text-start'];
-  if (start !== 'cls' && start !== 'enc') throw new UsageError(`--itm-text-start must be "cls" or "enc", got "${start}"`);
-  const executionProvider = parseDevice(values.device);
-  const intraOpThreads = parseThreads(values.threads);
+  const start = parseItmTextStart(values['itm-text-start']);
+  const runtime = runtimeOptions(values);
 
   let content: string;
   if (values.texts === '-') {
@@ -95,15 +93,10 @@ export async function rankCommand(argv: string[], reporter: Reporter): Promise<s
   }
   const captions = parseCaptionLines(content);
   if (captions.length === 0) throw new UsageError(`rank: no captions in ${values.texts === '-' ? 'stdin' : values.texts}`);
-  try {
-    await access(image, constants.R_OK);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ImageError(image, code === 'ENOENT' ? 'image file not found' : `cannot read image file (${code})`);
-  }
+  await assertReadableImages([image]);
 
   reporter.status(`loading ${values.model} ...`);
-  const model = await BlipForImageTextRetrieval.fromPretrained(values.model, { revision: values.revision, executionProvider, intraOpThreads });
+  const model = await BlipForImageTextRetrieval.fromPretrained(values.model, { revision: values.revision, ...runtime });
   try {
     reporter.status(`ranking ${captions.length} caption(s) ...`);
     const ranked = await rankCaptions(model, image, captions.map((c) => c.text), { rerank, itmTextStart: start });

@@ -1,9 +1,8 @@
 import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import { matchProbability } from '../model/tensors.js';
-import { access, constants } from 'node:fs/promises';
-import { ImageError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { parseArgs } from 'node:util';
-import { MODEL_OPTIONS, usageErrors, parseDevice, parseThreads } from './args.js';
+import { assertReadableImages, MODEL_OPTIONS, parseItmTextStart, runtimeOptions, usageErrors } from './args.js';
 import { formatTable, type Reporter } from './output.js';
 
 export const SCORE_HELP = `Usage: blip-itm score --image <path>... --text <caption>... [options]
@@ -42,25 +41,13 @@ export async function scoreCommand(argv: string[], reporter: Reporter): Promise<
   const texts = values.text;
   if (images.length === 0) throw new UsageError('score: give at least one --image <path>');
   if (texts.length === 0) throw new UsageError('score: give at least one --text <caption>');
-  const start = values['itm-text-start'];
-  if (start !== 'cls' && start !== 'enc') throw new UsageError(`--itm-text-start must be "cls" or "enc", got "${start}"`);
-
-  const executionProvider = parseDevice(values.device);
-  const intraOpThreads = parseThreads(values.threads);
-  // Fail on a mistyped image path before spending seconds on loading the model.
-  await Promise.all(images.map(async (path) => {
-    try {
-      await access(path, constants.R_OK);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new ImageError(path, code === 'ENOENT' ? 'image file not found' : `cannot read image file (${code})`);
-    }
-  }));
+  const start = parseItmTextStart(values['itm-text-start']);
+  const runtime = runtimeOptions(values);
+  await assertReadableImages(images);
   reporter.status(`loading ${values.model} ...`);
   const model = await BlipForImageTextRetrieval.fromPretrained(values.model, {
     revision: values.revision,
-    executionProvider,
-    intraOpThreads,
+    ...runtime,
   });
   try {
     reporter.status(`decoding ${images.length} image(s) ...`);

@@ -3,7 +3,7 @@ import { UsageError } from '../errors.js';
 import { DEFAULT_INDEX_DIR, ImageIndex } from '../retrieval/image-index.js';
 import { lazyModel } from '../retrieval/model-identity.js';
 import { DEFAULT_SEARCH_K, DEFAULT_SEARCH_RERANK, searchByImage, searchByText } from '../retrieval/search.js';
-import { MODEL_OPTIONS, parseDevice, parseThreads, usageErrors } from './args.js';
+import { MODEL_OPTIONS, parseItmTextStart, runtimeOptions, usageErrors } from './args.js';
 import { parseCount } from './index-command.js';
 import { formatTable, type Reporter } from './output.js';
 
@@ -51,10 +51,8 @@ export async function searchCommand(argv: string[], reporter: Reporter): Promise
   const rerank = parseCount('rerank', values.rerank, 0);
   if (image !== undefined && rerank !== undefined) throw new UsageError('search: --rerank applies to --text searches only');
   const batchSize = parseCount('batch-size', values['batch-size'], 1) ?? 16;
-  const start = values['itm-text-start'];
-  if (start !== 'cls' && start !== 'enc') throw new UsageError(`--itm-text-start must be "cls" or "enc", got "${start}"`);
-  const executionProvider = parseDevice(values.device);
-  const intraOpThreads = parseThreads(values.threads);
+  const start = parseItmTextStart(values['itm-text-start']);
+  const runtime = runtimeOptions(values);
 
   reporter.status('opening the index ...');
   const index = await ImageIndex.open(values.db);
@@ -63,7 +61,7 @@ export async function searchCommand(argv: string[], reporter: Reporter): Promise
     const modelId = values.model ?? stored.model;
     const revision = values.model === undefined && values.revision === undefined ? stored.revision : values.revision;
     reporter.status(`resolving ${modelId} ...`);
-    const lazy = await lazyModel(modelId, { revision, executionProvider, intraOpThreads, visionBatchSize: batchSize });
+    const lazy = await lazyModel(modelId, { revision, ...runtime, visionBatchSize: batchSize });
     // Refused before the (slow) model load.
     index.assertModel(lazy.identity, `search with the model the index was built with (leave out --model), or build an index for ${modelId} with --rebuild or another --db`);
     reporter.status(`loading ${modelId} ...`);
