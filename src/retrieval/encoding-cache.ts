@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { BlipError } from '../errors.js';
 import type { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import type { Tensor } from '../model/tensors.js';
+import { fingerprintWeights } from './model-identity.js';
 
 /**
  * A content-addressed store of float32 tensors on disk, for the retrieval evaluation's
@@ -59,18 +60,18 @@ export function sha256Hex(...parts: Array<string | Uint8Array | ArrayBufferView>
 }
 
 /**
- * A cheap, stable identity of a loaded model: sha256 of its `config.json` and
- * `preprocessor_config.json` bytes and of the weights file's real path, size and modification
- * time (the weights are not read: hashing a 1.8 GB checkpoint would take longer than a short
- * evaluation). Hub snapshots point into blobs named by their own sha256, so their real path is
- * already a content hash; for a local folder, replacing the weights changes size or mtime.
+ * Identity of a loaded model for cache keys: its `config.json` and `preprocessor_config.json`
+ * bytes and the same sampled weights fingerprint the image index records (see
+ * model-identity.ts), so a copied or re-downloaded checkpoint keeps its cache and replaced
+ * weights never reuse it.
  */
 export async function modelCacheKey(model: BlipForImageTextRetrieval): Promise<string> {
-  const weights = await realpath(model.source.weights.file);
-  const st = await stat(weights);
+  const { weights } = model.source;
+  const files = new Set([...weights.tensors.values()].map((t) => t.file));
+  const { fingerprint } = await fingerprintWeights(files.size > 0 ? [...files] : [weights.file]);
   const config = await readFile(join(model.source.dir, 'config.json'));
   const preprocessor = await readFile(join(model.source.dir, 'preprocessor_config.json'));
-  return sha256Hex(`blip-itm eval cache ${CACHE_FORMAT}`, config, preprocessor, weights, String(st.size), String(Math.floor(st.mtimeMs)));
+  return sha256Hex(`blip-itm eval cache ${CACHE_FORMAT}`, config, preprocessor, fingerprint);
 }
 
 export class EncodingCache implements TensorStore {
