@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { FIXTURES, goldenFile, manifestEntry, maxAbsDiff, textById } from './helpers/goldens.js';
 
 const TINY = `${FIXTURES}/models/tiny`;
@@ -114,4 +115,10 @@ test('a model folder that is not a checkpoint, exit 1, stack only with --verbose
   const v = cli('score', '--model', `${FIXTURES}/images`, '--image', `${FIXTURES}/images/skimage_rocket.jpg`, '--text', 'x', '--verbose');
   assert.equal(v.status, 1);
   assert.match(v.stderr, /\n\s+at /);
+});
+
+test('--device cuda without the CUDA binaries fails with one line pointing at the README', { skip: existsSync('node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so') }, () => {
+  const r = cli('score', '--model', TINY, '--image', `${FIXTURES}/images/skimage_rocket.jpg`, '--text', 'x', '--device', 'cuda');
+  assert.equal(r.status, 1);
+  oneLineError(r.stderr, /on cuda .*README section "GPU"/);
 });

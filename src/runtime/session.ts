@@ -23,7 +23,11 @@ export class GraphSession {
   private constructor(readonly name: string, private readonly session: ort.InferenceSession) {}
 
   static async create(graph: BuiltGraph, options: RuntimeOptions = {}): Promise<GraphSession> {
+    // onnxruntime's own log lines would break the CLI's one-line errors; its failures reach
+    // us as exceptions, which say the same.
+    ort.env.logLevel = 'fatal';
     const sessionOptions: ort.InferenceSession.SessionOptions = {
+      logSeverityLevel: 4,
       executionProviders: [options.executionProvider ?? 'cpu'],
       graphOptimizationLevel: 'all',
       // Left at 0, onnxruntime-node ran on one thread on a 2-vCPU VM: half the GEMM rate.
