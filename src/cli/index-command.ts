@@ -23,7 +23,7 @@ Options:
   -m, --model <id|folder>   model; default: the one the index was built with, else ${DEFAULT_MODEL}
       --revision <rev>      Hub revision: branch, tag, commit or refs/pr/N
       --rebuild             drop what the index holds and start over (needed to change models)
-      --batch-size <n>      images per vision-encoder run and per commit (default: ${DEFAULT_INDEX_BATCH_SIZE})
+      --batch-size <n>      images decoded and committed together (default: ${DEFAULT_INDEX_BATCH_SIZE})
       --device <cpu|cuda>   execution provider (default: cpu)
       --threads <n>         threads per operator
       --json                print one JSON object instead of a summary
@@ -115,11 +115,9 @@ export async function indexCommand(argv: string[], reporter: Reporter): Promise<
   const modelId = values.model ?? stored?.model ?? DEFAULT_MODEL;
   const revision = values.model === undefined && values.revision === undefined ? stored?.revision : values.revision;
   reporter.status(`resolving ${modelId} ...`);
-  const model = await lazyModel(modelId, {
-    revision,
-    ...runtime,
-    visionBatchSize: batchSize,
-  });
+  // The vision encoder keeps the model's own batch size (1: no slower per image on CPU, far less
+  // memory); --batch-size only sets how many images are decoded and committed together.
+  const model = await lazyModel(modelId, { revision, ...runtime });
   const summary = await indexImages(collected, {
     db: values.db,
     model,

@@ -22,7 +22,7 @@ Options:
   -i, --image <path>        image to find similar indexed images for
   -k, --k <n>               results (default: ${DEFAULT_SEARCH_K})
       --rerank <n>          ITC candidates rescored with ITM (default: ${DEFAULT_SEARCH_RERANK}, at least --k; 0: none)
-      --batch-size <n>      candidate images encoded together (default: 16)
+      --batch-size <n>      candidate images decoded together (default: 16)
       --itm-text-start <s>  "cls" (transformers, default) or "enc" (original BLIP/LAVIS)
   -m, --model <id|folder>   default: the model the index was built with (another one is refused)
       --revision <rev>      Hub revision: branch, tag, commit or refs/pr/N
@@ -61,7 +61,7 @@ export async function searchCommand(argv: string[], reporter: Reporter): Promise
     const modelId = values.model ?? stored.model;
     const revision = values.model === undefined && values.revision === undefined ? stored.revision : values.revision;
     reporter.status(`resolving ${modelId} ...`);
-    const lazy = await lazyModel(modelId, { revision, ...runtime, visionBatchSize: batchSize });
+    const lazy = await lazyModel(modelId, { revision, ...runtime });
     // Refused before the (slow) model load.
     index.assertModel(lazy.identity, `search with the model the index was built with (leave out --model), or build an index for ${modelId} with --rebuild or another --db`);
     reporter.status(`loading ${modelId} ...`);
