@@ -122,3 +122,12 @@ test('--device cuda without the CUDA binaries fails with one line pointing at th
   assert.equal(r.status, 1);
   oneLineError(r.stderr, /on cuda .*README section "GPU"/);
 });
+
+test('a caption over 512 tokens is truncated with one warning line, not an error', () => {
+  const long = Array.from({ length: 600 }, () => 'word').join(' ');
+  const r = cli('score', '--model', TINY, '--image', `${FIXTURES}/images/skimage_rocket.jpg`, '--text', long, '--json');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).pairs.length, 1);
+  assert.match(r.stderr.trim(), /^blip-itm: warning: 1 of 1 texts longer than the maximum of 512 tokens were truncated/);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+});

@@ -62,4 +62,9 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Library warnings (e.g. a caption truncated to 512 tokens) as one plain line, like our errors,
+// instead of Node's "(node:PID) Warning: ..." format.
+process.removeAllListeners('warning');
+process.on('warning', (w) => process.stderr.write(`blip-itm: warning: ${w.message}\n`));
+
 process.exitCode = await main(process.argv.slice(2));
