@@ -90,20 +90,7 @@ export class BlipForImageTextRetrieval {
       text: buildTextGraph(config, weights.tensors, label),
       crossKV: buildCrossKVGraph(config, weights.tensors, label),
     };
-    // Session creation is dominated by onnxruntime pre-packing the weights, single-threaded per
-    // session: the vision session alone takes as long as the other two, so they run side by side.
-    // ORT maps the checkpoint and frees each mapping once packed, so this adds no peak memory.
-    const created = await Promise.allSettled([
-      GraphSession.create(graphs.vision, options),
-      GraphSession.create(graphs.text, options).then(async (text) => [text, await GraphSession.create(graphs.crossKV, options)] as const),
-    ]);
-    const failed = created.find((r) => r.status === 'rejected');
-    if (failed) {
-      await Promise.all(created.flatMap((r) => (r.status === 'fulfilled' ? [r.value].flat() : [])).map((s) => s.dispose()));
-      throw (failed as PromiseRejectedResult).reason;
-    }
-    const [vision, [text, crossKV]] = created.map((r) => (r as PromiseFulfilledResult<unknown>).value) as [GraphSession, readonly [GraphSession, GraphSession]];
-    const sessions: Sessions = { vision, text, crossKV };
+    const sessions = await createSessions(graphs, options);
     return new BlipForImageTextRetrieval(config, processor, { id: idOrPath, dir: resolved.dir, weights }, graphs, sessions, options);
   }
 
@@ -377,6 +364,22 @@ export class BlipForImageTextRetrieval {
     this.disposed = true;
     await Promise.all(Object.values(this.sessions).map((s) => s.dispose()));
   }
+}
+
+/**
+ * Creates the sessions side by side: creation is dominated by onnxruntime pre-packing the
+ * weights, single-threaded per session. ORT maps the checkpoint and frees each mapping once a
+ * weight is packed, so this adds no peak memory. If one fails, the others are released.
+ */
+async function createSessions(graphs: Record<keyof Sessions, BuiltGraph>, options: RuntimeOptions): Promise<Sessions> {
+  const keys = Object.keys(graphs) as Array<keyof Sessions>;
+  const settled = await Promise.allSettled(keys.map((k) => GraphSession.create(graphs[k], options)));
+  const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) {
+    await Promise.all(settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value.dispose()] : [])));
+    throw failure.reason;
+  }
+  return Object.fromEntries(keys.map((k, i) => [k, (settled[i] as PromiseFulfilledResult<GraphSession>).value])) as unknown as Sessions;
 }
 
 function repeatRow(t: Tensor<BigInt64Array>, times: number): Tensor<BigInt64Array> {
