@@ -70,11 +70,15 @@ describe('recall arithmetic', () => {
     assert.deepEqual([...numpyArgsort(v)], expected);
     // Up to 16 entries it is an insertion sort: stable.
     assert.deepEqual([...numpyArgsort([1, 0, 1, 0, 1])], [1, 3, 0, 2, 4]);
-    // Any input comes out sorted, including the heapsort fallback's territory.
-    const big = Array.from({ length: 5000 }, (_, i) => ((i * 7919) % 101) - 50);
-    const order = numpyArgsort(big);
-    for (let i = 1; i < order.length; i++) assert.ok(big[order[i - 1]] <= big[order[i]]);
-    assert.equal(new Set(order).size, big.length);
+    // Any input comes out sorted: many ties, and an organ-pipe row, which drives numpy's
+    // median-of-3 quicksort past its depth limit into the heapsort fallback.
+    const ties = Array.from({ length: 5000 }, (_, i) => ((i * 7919) % 101) - 50);
+    const organPipe = Array.from({ length: 4096 }, (_, i) => (i < 2048 ? i : 4095 - i));
+    for (const big of [ties, organPipe]) {
+      const order = numpyArgsort(big);
+      for (let i = 1; i < order.length; i++) assert.ok(big[order[i - 1]] <= big[order[i]]);
+      assert.equal(new Set(order).size, big.length);
+    }
   });
 
   for (const [model, runs] of Object.entries(REF.models)) {

@@ -96,15 +96,9 @@ export interface TokenizerLoadOptions {
   onWarning?: (message: string) => void;
 }
 
-/** One added token, as transformers' `AddedToken`. */
-export interface AddedTokenInfo {
+/** One added token, as transformers' `AddedToken`, with its id. */
+export interface AddedTokenInfo extends AddedTokenSpec {
   id: number;
-  content: string;
-  singleWord: boolean;
-  lstrip: boolean;
-  rstrip: boolean;
-  normalized: boolean;
-  special: boolean;
 }
 
 /** The settings the tokenizer ended up with (after reading the files). */
@@ -285,7 +279,7 @@ function optBool(file: string, obj: JsonObject, key: string, dflt: boolean): boo
 /** A special-token value: a plain string or an `AddedToken` description. */
 type SpecialValue = string | AddedTokenSpec;
 
-interface AddedTokenSpec {
+export interface AddedTokenSpec {
   content: string;
   singleWord: boolean;
   lstrip: boolean;

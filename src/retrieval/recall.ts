@@ -112,11 +112,10 @@ function swap(a: Int32Array, i: number, j: number): void {
 function heapsortRange(v: ArrayLike<number>, a: Int32Array, start: number, n: number): void {
   const at = (k: number) => a[start + k - 1];
   const put = (k: number, x: number) => { a[start + k - 1] = x; };
-  for (let l = n >> 1; l > 0; --l) {
-    const tmp = at(l);
-    let i = l;
-    for (let j = l << 1; j <= n;) {
-      if (j < n && v[at(j)] < v[at(j + 1)]) j += 1;
+  // Moves `tmp` down from heap slot i of a heap of `size` entries, as numpy's sift loop.
+  const siftDown = (tmp: number, i: number, size: number) => {
+    for (let j = i << 1; j <= size;) {
+      if (j < size && v[at(j)] < v[at(j + 1)]) j += 1;
       if (v[tmp] < v[at(j)]) {
         put(i, at(j));
         i = j;
@@ -124,21 +123,13 @@ function heapsortRange(v: ArrayLike<number>, a: Int32Array, start: number, n: nu
       } else break;
     }
     put(i, tmp);
-  }
+  };
+  for (let l = n >> 1; l > 0; --l) siftDown(at(l), l, n);
   for (; n > 1;) {
     const tmp = at(n);
     put(n, at(1));
     n -= 1;
-    let i = 1;
-    for (let j = 2; j <= n;) {
-      if (j < n && v[at(j)] < v[at(j + 1)]) j++;
-      if (v[tmp] < v[at(j)]) {
-        put(i, at(j));
-        i = j;
-        j += j;
-      } else break;
-    }
-    put(i, tmp);
+    siftDown(tmp, 1, n);
   }
 }
 
