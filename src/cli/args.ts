@@ -57,3 +57,13 @@ export async function assertReadableImages(paths: readonly string[]): Promise<vo
     }
   }
 }
+
+/** Help lines of the options several commands share, so their --help texts stay in step. */
+export const HELP = {
+  model: `  -m, --model <id|folder>   Hub repo id or local checkpoint folder (default: ${DEFAULT_MODEL})`,
+  revision: '      --revision <rev>      Hub revision: branch, tag, commit or refs/pr/N',
+  itmTextStart: '      --itm-text-start <s>  "cls" (transformers, default) or "enc" (original BLIP/LAVIS)',
+  runtime: '      --device <cpu|cuda>   execution provider (default: cpu)\n      --threads <n>         threads per operator',
+  json: '      --json                print one JSON object instead of a table',
+  verbose: '      --verbose             show stack traces on errors',
+} as const;

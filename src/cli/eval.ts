@@ -5,7 +5,7 @@ import { BlipError, UsageError } from '../errors.js';
 import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import { defaultEvalCacheDir, EncodingCache, modelCacheKey, type TensorStore } from '../retrieval/encoding-cache.js';
 import { DEFAULT_K_TEST, type EvalProgress, evaluateRetrieval, readKarpathySplit } from '../retrieval/evaluate.js';
-import { assertReadableImages, MODEL_OPTIONS, runtimeOptions, usageErrors } from './args.js';
+import { assertReadableImages, HELP, MODEL_OPTIONS, runtimeOptions, usageErrors } from './args.js';
 import { formatTable, type Reporter } from './output.js';
 
 export const EVAL_HELP = `Usage: blip-itm eval --annotations <karpathy-test.json> --images <root> [options]
@@ -16,17 +16,16 @@ candidates of every query rescored with ITM ([ENC] first; score = match logit + 
 then text-retrieval (TR) and image-retrieval (IR) recall@1/5/10.
 
 Options:
-  -m, --model <id|folder>   Hub repo id or local checkpoint folder (default: Salesforce/blip-itm-large-coco)
-      --revision <rev>      Hub revision: branch, tag, commit or refs/pr/N
+${HELP.model}
+${HELP.revision}
       --annotations <file>  Karpathy-format split: [{"image": path, "caption": [...]}, ...]
       --images <root>       folder the annotation's image paths are relative to
       --k-test <k>          candidates rescored with ITM per query (default: ${DEFAULT_K_TEST})
       --cache <dir>         encoding cache; reruns resume from it (default: ${defaultEvalCacheDir()})
       --no-cache            keep encodings in memory only
-      --device <cpu|cuda>   execution provider (default: cpu)
-      --threads <n>         threads per operator
+${HELP.runtime}
       --json                print one JSON object (LAVIS's keys: txt_r1 ... r_mean, percent)
-      --verbose             show stack traces on errors
+${HELP.verbose}
 `;
 
 const PHASE_LABEL: Record<EvalProgress['phase'], string> = {

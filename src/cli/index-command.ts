@@ -4,7 +4,7 @@ import { DEFAULT_INDEX_BATCH_SIZE, type IndexProgress, type IndexSummary, indexI
 import { collectImages, IMAGE_EXTENSIONS } from '../retrieval/collect-images.js';
 import { DEFAULT_INDEX_DIR, ImageIndex } from '../retrieval/image-index.js';
 import { describeIdentity, lazyModel } from '../retrieval/model-identity.js';
-import { DEFAULT_MODEL, MODEL_OPTIONS, runtimeOptions, usageErrors } from './args.js';
+import { DEFAULT_MODEL, HELP, MODEL_OPTIONS, runtimeOptions, usageErrors } from './args.js';
 import type { Reporter } from './output.js';
 
 export const INDEX_HELP = `Usage: blip-itm index <folder|list-file> [--db <path>] [options]
@@ -21,13 +21,12 @@ interrupted run resumes where it stopped. Images that cannot be read are listed 
 Options:
       --db <path>           index folder (default: ./${DEFAULT_INDEX_DIR})
   -m, --model <id|folder>   model; default: the one the index was built with, else ${DEFAULT_MODEL}
-      --revision <rev>      Hub revision: branch, tag, commit or refs/pr/N
+${HELP.revision}
       --rebuild             drop what the index holds and start over (needed to change models)
       --batch-size <n>      images decoded and committed together (default: ${DEFAULT_INDEX_BATCH_SIZE})
-      --device <cpu|cuda>   execution provider (default: cpu)
-      --threads <n>         threads per operator
+${HELP.runtime}
       --json                print one JSON object instead of a summary
-      --verbose             show stack traces on errors
+${HELP.verbose}
 
 Exit codes: 0 done (also when some images could not be read: they are listed under "failed"),
 1 runtime error, 2 usage error.

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { BlipError, UsageError } from '../errors.js';
 import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import { DEFAULT_RERANK, rankCaptions } from '../retrieval/rank-captions.js';
-import { assertReadableImages, MODEL_OPTIONS, parseItmTextStart, runtimeOptions, usageErrors } from './args.js';
+import { assertReadableImages, HELP, MODEL_OPTIONS, parseItmTextStart, runtimeOptions, usageErrors } from './args.js';
 import { formatTable, type Reporter } from './output.js';
 
 export const RANK_HELP = `Usage: blip-itm rank --image <path> --texts <file|-> [options]
@@ -13,17 +13,16 @@ cosine; the best --rerank K of them by cosine also get the ITM match probability
 reranked captions by ITM probability, then the others by cosine.
 
 Options:
-  -m, --model <id|folder>   Hub repo id or local checkpoint folder (default: Salesforce/blip-itm-large-coco)
-      --revision <rev>      Hub revision: branch, tag, commit or refs/pr/N
+${HELP.model}
+${HELP.revision}
   -i, --image <path>        the image
       --texts <file|->      captions, one per line (empty lines are skipped)
       --top <n>             print only the first n (default: all)
       --rerank <k>          captions rescored with ITM (default: all up to ${DEFAULT_RERANK}, else ${DEFAULT_RERANK}; 0: cosine only)
-      --itm-text-start <s>  "cls" (transformers, default) or "enc" (original BLIP/LAVIS)
-      --device <cpu|cuda>   execution provider (default: cpu)
-      --threads <n>         threads per operator
-      --json                print one JSON object instead of a table
-      --verbose             show stack traces on errors
+${HELP.itmTextStart}
+${HELP.runtime}
+${HELP.json}
+${HELP.verbose}
 `;
 
 /** One line of `rank --json`'s "ranking". */

@@ -2,7 +2,7 @@ import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import { matchProbability } from '../model/tensors.js';
 import { UsageError } from '../errors.js';
 import { parseArgs } from 'node:util';
-import { assertReadableImages, MODEL_OPTIONS, parseItmTextStart, runtimeOptions, usageErrors } from './args.js';
+import { assertReadableImages, HELP, MODEL_OPTIONS, parseItmTextStart, runtimeOptions, usageErrors } from './args.js';
 import { formatTable, type Reporter } from './output.js';
 
 export const SCORE_HELP = `Usage: blip-itm score --image <path>... --text <caption>... [options]
@@ -10,15 +10,14 @@ export const SCORE_HELP = `Usage: blip-itm score --image <path>... --text <capti
 Scores every image against every caption: ITM match probability and ITC cosine.
 
 Options:
-  -m, --model <id|folder>   Hub repo id or local checkpoint folder (default: Salesforce/blip-itm-large-coco)
-      --revision <rev>      Hub revision: branch, tag, commit or refs/pr/N
+${HELP.model}
+${HELP.revision}
   -i, --image <path>        image file (repeatable)
   -t, --text <caption>      caption (repeatable)
-      --itm-text-start <s>  "cls" (transformers, default) or "enc" (original BLIP/LAVIS)
-      --device <cpu|cuda>   execution provider (default: cpu)
-      --threads <n>         threads per operator
-      --json                print one JSON object instead of a table
-      --verbose             show stack traces on errors
+${HELP.itmTextStart}
+${HELP.runtime}
+${HELP.json}
+${HELP.verbose}
 `;
 
 export interface ScorePair {

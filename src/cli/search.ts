@@ -3,7 +3,7 @@ import { UsageError } from '../errors.js';
 import { DEFAULT_INDEX_DIR, ImageIndex } from '../retrieval/image-index.js';
 import { lazyModel } from '../retrieval/model-identity.js';
 import { DEFAULT_SEARCH_K, DEFAULT_SEARCH_RERANK, searchByImage, searchByText } from '../retrieval/search.js';
-import { MODEL_OPTIONS, parseItmTextStart, runtimeOptions, usageErrors } from './args.js';
+import { HELP, MODEL_OPTIONS, parseItmTextStart, runtimeOptions, usageErrors } from './args.js';
 import { parseCount } from './index-command.js';
 import { formatTable, type Reporter } from './output.js';
 
@@ -23,13 +23,12 @@ Options:
   -k, --k <n>               results (default: ${DEFAULT_SEARCH_K})
       --rerank <n>          ITC candidates rescored with ITM (default: ${DEFAULT_SEARCH_RERANK}, at least --k; 0: none)
       --batch-size <n>      candidate images decoded together (default: 16)
-      --itm-text-start <s>  "cls" (transformers, default) or "enc" (original BLIP/LAVIS)
+${HELP.itmTextStart}
   -m, --model <id|folder>   default: the model the index was built with (another one is refused)
-      --revision <rev>      Hub revision: branch, tag, commit or refs/pr/N
-      --device <cpu|cuda>   execution provider (default: cpu)
-      --threads <n>         threads per operator
-      --json                print one JSON object instead of a table
-      --verbose             show stack traces on errors
+${HELP.revision}
+${HELP.runtime}
+${HELP.json}
+${HELP.verbose}
 `;
 
 export async function searchCommand(argv: string[], reporter: Reporter): Promise<string> {
