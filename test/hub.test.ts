@@ -70,6 +70,10 @@ function walk(dir: string, base = dir): string[] {
   return out.sort();
 }
 
+
+/** The BLIP files of the tiny fixture repo (pytorch_model.bin is never fetched beside model.safetensors). */
+const TINY_FILES = ['added_tokens.json', 'config.json', 'model.safetensors', 'preprocessor_config.json', 'special_tokens_map.json', 'tokenizer_config.json', 'vocab.txt'];
+
 describe('readHubEnv', () => {
   it('defaults under ~/.cache/huggingface', () => {
     const e = readHubEnv({ HOME: '/home/u' });
@@ -156,15 +160,7 @@ describe('parseModelReference and local folders', () => {
     assert.equal(r.source, 'local');
     assert.equal(r.dir, resolve(TINY));
     assert.equal(r.commit, undefined);
-    assert.deepEqual(Object.keys(r.files).sort(), [
-      'added_tokens.json',
-      'config.json',
-      'model.safetensors',
-      'preprocessor_config.json',
-      'special_tokens_map.json',
-      'tokenizer_config.json',
-      'vocab.txt',
-    ]);
+    assert.deepEqual(Object.keys(r.files).sort(), TINY_FILES);
     assert.equal(r.files['model.safetensors'], join(resolve(TINY), 'model.safetensors'));
   });
 });
@@ -197,15 +193,7 @@ describe('resolveCheckpoint from the Hub', () => {
     assert.equal(r.dir, join(storage, 'snapshots', MAIN));
 
     // Exactly the BLIP files; pytorch_model.bin is not fetched when model.safetensors exists.
-    assert.deepEqual(Object.keys(r.files).sort(), [
-      'added_tokens.json',
-      'config.json',
-      'model.safetensors',
-      'preprocessor_config.json',
-      'special_tokens_map.json',
-      'tokenizer_config.json',
-      'vocab.txt',
-    ]);
+    assert.deepEqual(Object.keys(r.files).sort(), TINY_FILES);
     for (const [name, p] of Object.entries(r.files)) {
       assert.equal(p, join(r.dir, name));
       assert.ok(readFileSync(p).equals(tinyFiles[name]), `${name} content`);
