@@ -7,7 +7,7 @@ import type { BuiltGraph } from '../graph/builder.js';
 import { buildCrossKVGraph, buildTextGraph, buildVisionGraph, crossKeyName, crossValueName, USE_IMAGE } from '../graph/blip-graphs.js';
 import { BlipProcessor } from '../preprocessing/processor.js';
 import { boolTensor, floatTensor, GraphSession, int64Tensor, type RuntimeOptions } from '../runtime/session.js';
-import { type BlipInputs, rows, type Tensor } from '../tensor.js';
+import { type BlipInputs, rows, type Tensor } from './tensors.js';
 
 /** BLIP's `[ENC]` id, fixed by the 30524-row embedding of every released checkpoint. */
 const DEFAULT_ENC_TOKEN_ID = 30523;
