@@ -1,7 +1,7 @@
 export { BlipForImageTextRetrieval } from './model/blip-itm.js';
 export type { FromPretrainedOptions, ForwardOptions, ImageEncodings, TextEncodings } from './model/blip-itm.js';
-export { matchProbability } from './model/tensors.js';
-export type { Tensor, BlipInputs } from './model/tensors.js';
+export { matchProbability } from './tensor.js';
+export type { Tensor, BlipInputs } from './tensor.js';
 export { BlipProcessor } from './preprocessing/processor.js';
 export { BlipImageProcessor } from './preprocessing/image-processor.js';
 export { BlipTokenizer } from './preprocessing/tokenizer.js';

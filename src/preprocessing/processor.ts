@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { type ResolveOptions, resolveCheckpoint } from '../checkpoint/hub.js';
 import { UsageError } from '../errors.js';
-import type { BlipInputs, Tensor } from '../model/tensors.js';
+import type { BlipInputs, Tensor } from '../tensor.js';
 import type { ImageInput } from './image-decode.js';
 import { BlipImageProcessor, type PreprocessOptions } from './image-processor.js';
 import { type BatchOptions, BlipTokenizer } from './tokenizer.js';
