@@ -1,8 +1,9 @@
 import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import { matchProbability } from '../model/tensors.js';
-import { UsageError } from '../errors.js';
+import { BlipError, UsageError } from '../errors.js';
+import { oneLine, readTextFile } from '../io/files.js';
 import { parseArgs } from 'node:util';
-import { assertReadableImages, HELP, MODEL_OPTIONS, parseItmTextStart, runtimeOptions, usageErrors } from './args.js';
+import { assertReadableImages, HELP, MODEL_OPTIONS, parseItmTextStart, readStdinText, runtimeOptions, usageErrors } from './args.js';
 import { formatTable, type Reporter } from './output.js';
 
 export const SCORE_HELP = `Usage: blip-itm score --image <path>... --text <caption>... [options]
@@ -13,12 +14,23 @@ Options:
 ${HELP.model}
 ${HELP.revision}
   -i, --image <path>        image file (repeatable)
+      --images-from <file>  image paths, one per line (blank lines skipped; "-" reads stdin)
   -t, --text <caption>      caption (repeatable)
 ${HELP.itmTextStart}
 ${HELP.runtime}
 ${HELP.json}
 ${HELP.verbose}
 `;
+
+/**
+ * Image paths from a list file, one per line (CR LF or LF; blank lines skipped), for more images
+ * than a command line holds. Paths are taken as written, relative to the working folder like --image.
+ */
+async function readPathList(file: string): Promise<string[]> {
+  const text = file === '-' ? await readStdinText('an image list') : await readTextFile(file, { kind: 'textList', what: 'an image list file' });
+  if (text.includes('\0')) throw new BlipError(`${oneLine(file)}: not a text file of image paths (it holds NUL bytes)`);
+  return text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l)).filter((l) => l.trim() !== '');
+}
 
 export interface ScorePair {
   image: string;
@@ -32,13 +44,14 @@ export async function scoreCommand(argv: string[], reporter: Reporter): Promise<
   const { values } = usageErrors('score', () => parseArgs({ args: argv, allowPositionals: false, strict: true, options: {
     ...MODEL_OPTIONS,
     image: { type: 'string', short: 'i', multiple: true, default: [] },
+    'images-from': { type: 'string' },
     text: { type: 'string', short: 't', multiple: true, default: [] },
     'itm-text-start': { type: 'string', default: 'cls' },
   } }));
   if (values.help) return SCORE_HELP;
-  const images = values.image;
+  const images = [...values.image, ...(values['images-from'] === undefined ? [] : await readPathList(values['images-from']))];
   const texts = values.text;
-  if (images.length === 0) throw new UsageError('score: give at least one --image <path>');
+  if (images.length === 0) throw new UsageError(`score: give at least one --image <path>${values['images-from'] !== undefined ? ` (${values['images-from']} lists none)` : ''}`);
   if (texts.length === 0) throw new UsageError('score: give at least one --text <caption>');
   const start = parseItmTextStart(values['itm-text-start']);
   const runtime = runtimeOptions(values);

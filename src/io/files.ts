@@ -1,5 +1,5 @@
 import { constants, type Stats } from 'node:fs';
-import { open, realpath, stat } from 'node:fs/promises';
+import { type FileHandle, open, realpath, stat } from 'node:fs/promises';
 import { BlipError } from '../errors.js';
 
 /**
@@ -42,7 +42,7 @@ export type FileKind = keyof typeof FILE_LIMITS;
 
 /** A file that cannot be used; `message` is one line naming the file. */
 export class FileError extends BlipError {
-  constructor(readonly file: string, problem: string, options?: { cause?: unknown }) {
+  constructor(readonly file: string, readonly problem: string, options?: { cause?: unknown }) {
     super(`${oneLine(file)}: ${problem}`, { subject: file, cause: options?.cause });
     this.name = 'FileError';
   }
@@ -169,6 +169,33 @@ export async function readRegularFile(path: string, options: ReadOptions): Promi
     throw new FileError(path, describeErrno(e), { cause: e });
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * Opens a regular file for reading parts of it (a checkpoint's weights: only the header is read
+ * here, the tensor bytes stay on disk). Same checks as {@link readRegularFile}: the open cannot
+ * block on a FIFO, and the descriptor must be a regular file of at most `maxBytes` when given.
+ * The caller closes the handle.
+ */
+export async function openRegularFile(path: string, options: { maxBytes?: number; what?: string } = {}): Promise<{ handle: FileHandle; size: number }> {
+  const what = options.what ?? 'a file';
+  if (typeof path !== 'string' || path === '') throw new FileError('<empty path>', `expected a path to ${what}`);
+  if (path.includes('\0')) throw new FileError(path, 'the path contains a NUL byte');
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    throw new FileError(path, describeErrno(e), { cause: e });
+  }
+  try {
+    const s = await handle.stat();
+    checkStats(path, s, { maxBytes: options.maxBytes, what });
+    return { handle, size: s.size };
+  } catch (e) {
+    await handle.close();
+    if (e instanceof FileError) throw e;
+    throw new FileError(path, describeErrno(e), { cause: e });
   }
 }
 

@@ -1,3 +1,5 @@
+import { CheckpointError } from '../errors.js';
+
 /** A plain row-major tensor: what the processor produces and the model consumes and returns. */
 export interface Tensor<T extends Float32Array | BigInt64Array = Float32Array> {
   data: T;
@@ -22,4 +24,17 @@ export function matchProbability(l0: number, l1: number): number {
   const e0 = Math.exp(l0 - m);
   const e1 = Math.exp(l1 - m);
   return e1 / (e0 + e1);
+}
+
+/**
+ * Refuses a model output holding NaN or ±Inf. Such values come from damaged weights (or an
+ * overflow they cause) and would be printed as `null` scores or sort arbitrarily; better one
+ * clear error than silent nonsense. `source` names the checkpoint, `what` the output.
+ */
+export function assertFinite(data: Float32Array, source: string, what: string): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw new CheckpointError(source, `the checkpoint produced NaN/Inf (${what}); its weights are damaged or hold non-finite values`);
+    }
+  }
 }

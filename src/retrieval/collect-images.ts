@@ -1,6 +1,7 @@
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { BlipError } from '../errors.js';
+import { readTextFile } from '../io/files.js';
 
 /** File extensions (lower case) taken from a folder walk. */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'] as const;
@@ -55,12 +56,7 @@ export async function collectImages(target: string): Promise<CollectedImages> {
     return { scope: { kind: 'folder', root: abs }, files: [...new Set(files)].sort() };
   }
   if (hasImageExtension(abs)) return { scope: { kind: 'files' }, files: [abs] };
-  let text: string;
-  try {
-    text = await readFile(abs, 'utf8');
-  } catch (e) {
-    throw new BlipError(`${target}: cannot read list file (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { subject: target, cause: e });
-  }
+  const text = await readTextFile(abs, { kind: 'textList', what: 'a list file of image paths' });
   if (text.includes('\0')) throw new BlipError(`${target} is neither a folder, an image, nor a text file listing image paths`, { subject: target });
   const base = dirname(abs);
   const files = text
