@@ -2,7 +2,7 @@ import type { ParseArgsConfig } from 'node:util';
 import { access, constants } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { BlipError, ImageError, UsageError } from '../errors.js';
-import { FileError, FILE_LIMITS, formatBytes, oneLine, statRegularFile } from '../io/files.js';
+import { decodePlainText, FileError, FILE_LIMITS, formatBytes, oneLine, statRegularFile } from '../io/files.js';
 
 export const DEFAULT_MODEL = 'Salesforce/blip-itm-large-coco';
 
@@ -89,7 +89,7 @@ export async function readStdinText(what: string): Promise<string> {
     if (total > FILE_LIMITS.textList) throw new BlipError(`stdin: more than the ${formatBytes(FILE_LIMITS.textList)} limit for ${what}`);
     chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return decodePlainText(Buffer.concat(chunks), 'stdin', what);
 }
 
 /** Help lines of the options several commands share, so their --help texts stay in step. */

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
-import { readTextFile } from '../io/files.js';
+import { readPlainTextFile } from '../io/files.js';
 import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import { DEFAULT_RERANK, rankCaptions } from '../retrieval/rank-captions.js';
 import { assertReadableImages, HELP, MODEL_OPTIONS, parseItmTextStart, readStdinText, runtimeOptions, usageErrors } from './args.js';
@@ -77,7 +77,7 @@ export async function rankCommand(argv: string[], reporter: Reporter): Promise<s
   if (values.texts === '-') {
     content = await readStdinText('a captions list');
   } else {
-    content = await readTextFile(values.texts, { kind: 'textList', what: 'a captions file' });
+    content = await readPlainTextFile(values.texts, { kind: 'textList', what: 'a captions file' });
   }
   const captions = parseCaptionLines(content);
   if (captions.length === 0) throw new UsageError(`rank: no captions in ${values.texts === '-' ? 'stdin' : values.texts}`);

@@ -1,7 +1,7 @@
 import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import { matchProbability } from '../model/tensors.js';
-import { BlipError, UsageError } from '../errors.js';
-import { oneLine, readTextFile } from '../io/files.js';
+import { UsageError } from '../errors.js';
+import { readPlainTextFile } from '../io/files.js';
 import { parseArgs } from 'node:util';
 import { assertReadableImages, HELP, MODEL_OPTIONS, parseItmTextStart, readStdinText, runtimeOptions, usageErrors } from './args.js';
 import { formatTable, type Reporter } from './output.js';
@@ -27,8 +27,7 @@ ${HELP.verbose}
  * than a command line holds. Paths are taken as written, relative to the working folder like --image.
  */
 async function readPathList(file: string): Promise<string[]> {
-  const text = file === '-' ? await readStdinText('an image list') : await readTextFile(file, { kind: 'textList', what: 'an image list file' });
-  if (text.includes('\0')) throw new BlipError(`${oneLine(file)}: not a text file of image paths (it holds NUL bytes)`);
+  const text = file === '-' ? await readStdinText('an image list') : await readPlainTextFile(file, { kind: 'textList', what: 'an image list file' });
   return text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l)).filter((l) => l.trim() !== '');
 }
 

@@ -205,6 +205,27 @@ export async function readTextFile(path: string, options: ReadOptions): Promise<
 }
 
 /**
+ * Reads a file that must be plain UTF-8 text (a caption or path list): invalid UTF-8 or a NUL byte
+ * means a binary file given by mistake, which would otherwise turn into nonsense captions.
+ */
+export async function readPlainTextFile(path: string, options: ReadOptions): Promise<string> {
+  return decodePlainText(await readRegularFile(path, options), path, options.what ?? 'a text file');
+}
+
+/** {@link readPlainTextFile}'s check, for bytes read elsewhere (stdin); `name` is used in messages. */
+export function decodePlainText(bytes: Uint8Array, name: string, what: string): string {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (e) {
+    throw new FileError(name, `not valid UTF-8 text, expected ${what}`, { cause: e });
+  }
+  const nul = text.indexOf('\0');
+  if (nul >= 0) throw new FileError(name, `holds a NUL byte (at character ${nul}), expected ${what} (plain text)`);
+  return text;
+}
+
+/**
  * Reads and parses a JSON file; a syntax error becomes one line naming the file, without echoing
  * the file's bytes.
  */

@@ -5,7 +5,7 @@ import { type BlipConfig, readBlipConfig, visionTokens } from '../checkpoint/con
 import { type ResolveOptions, resolveCheckpoint } from '../checkpoint/hub.js';
 import { type CheckpointWeights, openWeights } from '../checkpoint/weights.js';
 import { validateConfigAgainstWeights, validatePreprocessorAgainstConfig } from '../checkpoint/validate.js';
-import { BlipError, UsageError } from '../errors.js';
+import { BlipError, CheckpointError, UsageError } from '../errors.js';
 import type { BuiltGraph } from '../graph/builder.js';
 import { buildCrossKVGraph, buildTextGraph, buildVisionGraph, crossKeyName, crossValueName, USE_IMAGE } from '../graph/blip-graphs.js';
 import { BlipProcessor } from '../preprocessing/processor.js';
@@ -131,6 +131,13 @@ export class BlipForImageTextRetrieval {
     const expected = [v.num_channels, v.image_size, v.image_size];
     const d = pixelValues.dims;
     if (d.length !== 4 || d.slice(1).some((x, i) => x !== expected[i]) || pixelValues.data.length !== d.reduce((a, b) => a * b, 1)) {
+      if (d.length === 4 && d[1] === v.num_channels && !this.processor.imageProcessor.config.doResize) {
+        // The processor's output, not the caller's: the checkpoint's preprocessor does not resize.
+        throw new CheckpointError(
+          join(this.source.dir, 'preprocessor_config.json'),
+          `do_resize is false, so images must already be ${v.image_size}x${v.image_size} for this model; got ${d[3]}x${d[2]}`,
+        );
+      }
       throw new UsageError(`pixelValues must have shape [N, ${expected.join(', ')}] for this model, got [${d.join(', ')}]`);
     }
     const n = d[0];
