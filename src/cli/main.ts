@@ -35,12 +35,16 @@ const COMMANDS: Record<string, (argv: string[], reporter: ReturnType<typeof term
  * shown escaped (\n), so stderr carries exactly one line per error.
  */
 export function singleLine(message: string): string {
-  // eslint-disable-next-line no-control-regex
   const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-  return message
+  const line = message
+    // eslint-disable-next-line no-control-regex
     .replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
     .trim();
+  // A 40,000-character path would bury the problem; keep both ends, where it is said.
+  return line.length <= MAX_MESSAGE ? line : `${line.slice(0, MAX_MESSAGE / 2)} … ${line.slice(-MAX_MESSAGE / 2)}`;
 }
+
+const MAX_MESSAGE = 1000;
 
 /** Runs the CLI; returns the exit code: 0 success, 1 runtime error, 2 usage error. */
 export async function main(argv: string[]): Promise<number> {

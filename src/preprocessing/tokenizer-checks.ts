@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { CheckpointError } from '../errors.js';
-import { FILE_LIMITS, FileError, statRegularFile } from '../io/files.js';
+import { FILE_LIMITS, FileError, readRegularFile, statRegularFile } from '../io/files.js';
 import type { BlipTokenizer } from './tokenizer.js';
 
 /**
@@ -21,12 +21,28 @@ export const TOKENIZER_FILES = ['vocab.txt', 'tokenizer.json', 'tokenizer_config
 export async function checkTokenizerFiles(dir: string): Promise<void> {
   for (const name of TOKENIZER_FILES) {
     const cap = name === 'vocab.txt' || name === 'tokenizer.json' ? FILE_LIMITS.tokenizerFile : FILE_LIMITS.configJson;
+    const file = join(dir, name);
     try {
-      await statRegularFile(join(dir, name), { maxBytes: cap, what: `a tokenizer file (${name})` });
+      await statRegularFile(file, { maxBytes: cap, what: `a tokenizer file (${name})` });
     } catch (e) {
       if (e instanceof FileError && e.problem === 'file not found') continue;
       throw e;
     }
+    // Parsed once here too (they are small) so that a syntax error is one line naming the byte,
+    // without the parser's echo of the file's content.
+    if (name.endsWith('.json')) checkJsonSyntax(file, await readRegularFile(file, { maxBytes: cap, what: `a tokenizer file (${name})` }));
+  }
+}
+
+function checkJsonSyntax(file: string, bytes: Buffer): void {
+  let text = bytes.toString('utf8');
+  // The tokenizer, like Python's json with utf-8-sig, accepts a leading BOM.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  try {
+    JSON.parse(text);
+  } catch (e) {
+    const at = /position (\d+)/.exec((e as Error).message);
+    throw new FileError(file, `not valid JSON${at ? ` (syntax error at character ${at[1]})` : ''}`, { cause: e });
   }
 }
 
@@ -75,7 +91,8 @@ export function checkTokenizerAgainstEmbedding(tokenizer: BlipTokenizer, file: s
   ];
   const top = Math.max(...ids);
   if (top >= embeddingRows) {
-    throw new CheckpointError(file, `token id ${top} (${JSON.stringify(tokenizer.idToToken(top) ?? '')}) is outside the word embedding of ${embeddingRows} rows (config.json text_config.vocab_size); tokenizer and checkpoint do not belong together`);
+    const token = tokenizer.idToToken(top);
+    throw new CheckpointError(file, `token id ${top}${token ? ` (${JSON.stringify(token)})` : ''} is outside the word embedding of ${embeddingRows} rows (config.json text_config.vocab_size); tokenizer and checkpoint do not belong together`);
   }
   const added = new Set(tokenizer.addedTokens.filter((t) => t.id >= tokenizer.vocabSize).map((t) => t.id));
   if (tokenizer.blipTokensImplicit) {
