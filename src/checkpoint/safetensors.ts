@@ -1,6 +1,7 @@
 import { dirname, resolve } from 'node:path';
 import { CheckpointError } from '../errors.js';
-import { openRegularFile, readJsonFile } from '../io/files.js';
+import { readJsonFile } from '../io/files.js';
+import { openCheckpointFile } from './checkpoint-file.js';
 import { DTYPE_BYTES, type TensorDType, type TensorIndex, type TensorInfo } from './tensor-info.js';
 
 /**
@@ -24,7 +25,7 @@ const KNOWN_DTYPES = new Set(Object.keys(DTYPE_BYTES));
 
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   const file = resolve(path);
-  const { handle, size } = await openRegularFile(file, { what: 'a safetensors file' });
+  const { handle, size } = await openCheckpointFile(file, 'a safetensors file');
   try {
     if (size < 8) throw new CheckpointError(file, `file is ${size} bytes, too short for a safetensors header (needs at least 8)`);
     const lenBuf = Buffer.alloc(8);
@@ -164,7 +165,7 @@ export type TensorData = Float32Array | Float64Array | BigInt64Array | Int32Arra
 
 /** Reads a tensor's bytes from disk. F16/BF16 come back as raw Uint16Array bit patterns. */
 export async function readTensorData(info: TensorInfo): Promise<TensorData> {
-  const { handle } = await openRegularFile(info.file, { what: 'a weights file' });
+  const { handle } = await openCheckpointFile(info.file, 'a weights file');
   try {
     // Own, aligned buffer so typed views over it are always legal.
     const bytes = new Uint8Array(new ArrayBuffer(info.length));

@@ -1,8 +1,8 @@
 import type { FileHandle } from 'node:fs/promises';
-import { openRegularFile } from '../io/files.js';
 import { resolve } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import { CheckpointError } from '../errors.js';
+import { openCheckpointFile } from './checkpoint-file.js';
 
 /**
  * A minimal, read-only ZIP reader: just enough for PyTorch's `torch.save` archives (PyTorch ≥ 1.6,
@@ -63,7 +63,7 @@ export class ZipArchive {
   static async open(path: string): Promise<ZipArchive> {
     const file = resolve(path);
     // A FIFO or a folder named pytorch_model.bin is refused here, before anything blocks.
-    const { handle, size } = await openRegularFile(file, { what: 'a PyTorch checkpoint (ZIP archive)' });
+    const { handle, size } = await openCheckpointFile(file, 'a PyTorch checkpoint (ZIP archive)');
     try {
       const entries = await readDirectory(file, handle, size);
       return new ZipArchive(file, size, entries, handle);

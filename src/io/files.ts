@@ -199,6 +199,19 @@ export async function openRegularFile(path: string, options: { maxBytes?: number
   }
 }
 
+/**
+ * Runs `read`, turning a {@link FileError} into the error class a caller's API promises (e.g.
+ * CheckpointError for checkpoint readers), with the same one-line problem.
+ */
+export async function rethrowFileErrorAs<T>(read: () => Promise<T>, as: (file: string, problem: string, cause: FileError) => Error): Promise<T> {
+  try {
+    return await read();
+  } catch (e) {
+    if (e instanceof FileError) throw as(e.file, e.problem, e);
+    throw e;
+  }
+}
+
 /** Reads a regular file as UTF-8 text (see {@link readRegularFile}). */
 export async function readTextFile(path: string, options: ReadOptions): Promise<string> {
   return (await readRegularFile(path, options)).toString('utf8');
