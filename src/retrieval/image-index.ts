@@ -127,8 +127,13 @@ export class ImageIndex {
     readonly dir: string,
     private readonly db: lancedb.Connection,
     private table: lancedb.Table | undefined,
-    readonly meta: IndexMeta,
+    private currentMeta: IndexMeta,
   ) {}
+
+  /** What the index says about itself (model, format). */
+  get meta(): IndexMeta {
+    return this.currentMeta;
+  }
 
   /** Opens an existing index for reading (search). */
   static async open(dir: string = DEFAULT_INDEX_DIR): Promise<ImageIndex> {
@@ -327,7 +332,7 @@ export class ImageIndex {
     } finally {
       table.close();
     }
-    (this as { meta: IndexMeta }).meta = meta;
+    this.currentMeta = meta;
   }
 
   /** Compacts the many small commits of a run into few files and drops superseded versions. */
