@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readBlipConfig } from '../src/checkpoint/config.js';
 import { openWeights } from '../src/checkpoint/weights.js';
@@ -83,6 +83,11 @@ describe('every reader refuses FIFOs and devices without blocking', () => {
     execFileSync('mkfifo', [cache.path('text', key)]);
     assert.equal(await cache.get('text', key), undefined);
     assert.equal(cache.rejected, 1);
+    const folderKey = 'b'.repeat(64);
+    mkdirSync(cache.path('text', folderKey));
+    assert.equal(await cache.get('text', folderKey), undefined);
+    assert.equal(cache.rejected, 2);
+    assert.equal(existsSync(cache.path('text', folderKey)), false, 'the planted folder is removed so the entry can be written');
   });
 
   test('JSON errors name the file and the byte, without echoing its content', async () => {

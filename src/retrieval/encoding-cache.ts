@@ -133,7 +133,8 @@ export class EncodingCache implements TensorStore {
     if (decoded === undefined) {
       this.rejected++;
       // Damaged: remove it so that it is written again.
-      await rm(this.path(kind, key), { force: true });
+      // (recursive: a folder planted under an entry name goes too; links are removed, not followed.)
+      await rm(this.path(kind, key), { force: true, recursive: true });
     }
     return decoded;
   }
