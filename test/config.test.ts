@@ -65,6 +65,6 @@ test('invalid values name the field', () => {
 });
 
 test('unreadable or malformed config files name the file', async () => {
-  await assert.rejects(readBlipConfig('nope/config.json'), /^CheckpointError: nope\/config.json: cannot read config/);
+  await assert.rejects(readBlipConfig('nope/config.json'), /^FileError: nope\/config.json: file not found/);
   await assert.rejects(readBlipConfig('test/fixtures/models/tiny/vocab.txt'), /vocab.txt: not valid JSON/);
 });

@@ -143,7 +143,7 @@ describe('rank', () => {
     assert.match(empty.stderr, /no captions in stdin/);
     const missing = cli(['rank', '--image', IMAGE, '--texts', join(dir, 'none.txt')]);
     assert.equal(missing.status, 1);
-    assert.match(missing.stderr, /none\.txt: captions file not found/);
+    assert.match(missing.stderr, /none\.txt: file not found/);
   });
 
   test('parseCaptionLines: LF or CR LF, blank lines skipped, 1-based line numbers', () => {

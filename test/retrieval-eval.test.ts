@@ -304,7 +304,7 @@ describe('blip-itm eval', () => {
     assert.match(k.stderr, /--k-test must be a positive integer/);
     const missing = cli('eval', '--annotations', `${dir}/nope.json`, '--images', IMAGES);
     assert.equal(missing.status, 1);
-    assert.match(missing.stderr, /nope\.json: annotation file not found/);
+    assert.match(missing.stderr, /nope\.json: file not found/);
     const ann = join(dir, 'one.json');
     writeFileSync(ann, JSON.stringify([{ image: 'holiday/missing.jpg', caption: ['x'] }]));
     const img = cli('eval', '--model', `${FIXTURES}/models/tiny`, '--annotations', ann, '--images', IMAGES, '--no-cache');

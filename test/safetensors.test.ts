@@ -131,7 +131,7 @@ test('non-string metadata', async () => {
 });
 
 test('missing file names the path', async () => {
-  await rejects(join(dir, 'nope.safetensors'), /cannot open/);
+  await rejects(join(dir, 'nope.safetensors'), /file not found/);
 });
 
 test('sharded checkpoints merge their index', async () => {

@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { CheckpointError } from '../errors.js';
+import { readJsonFile } from '../io/files.js';
 
 /**
  * `config.json` of a BLIP retrieval checkpoint. Absent fields take the defaults of
@@ -104,19 +104,7 @@ function checkDivisible(file: string, section: string, hidden: number, heads: nu
 }
 
 export async function readBlipConfig(path: string): Promise<BlipConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new CheckpointError(path, `cannot read config (${(e as NodeJS.ErrnoException).code ?? e})`, { cause: e });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new CheckpointError(path, `not valid JSON (${(e as Error).message})`);
-  }
-  return parseBlipConfig(json, path);
+  return parseBlipConfig(await readJsonFile(path, { kind: 'configJson', what: 'config.json' }), path);
 }
 
 /** Tokens the vision encoder produces: one per patch plus the class token. */

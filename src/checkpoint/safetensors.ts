@@ -1,6 +1,7 @@
-import { open, readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { CheckpointError } from '../errors.js';
+import { readJsonFile } from '../io/files.js';
+import { openCheckpointFile } from './checkpoint-file.js';
 import { DTYPE_BYTES, type TensorDType, type TensorIndex, type TensorInfo } from './tensor-info.js';
 
 /**
@@ -24,14 +25,8 @@ const KNOWN_DTYPES = new Set(Object.keys(DTYPE_BYTES));
 
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   const file = resolve(path);
-  let handle;
+  const { handle, size } = await openCheckpointFile(file, 'a safetensors file');
   try {
-    handle = await open(file, 'r');
-  } catch (e) {
-    throw new CheckpointError(file, `cannot open safetensors file (${(e as NodeJS.ErrnoException).code ?? e})`, { cause: e });
-  }
-  try {
-    const { size } = await handle.stat();
     if (size < 8) throw new CheckpointError(file, `file is ${size} bytes, too short for a safetensors header (needs at least 8)`);
     const lenBuf = Buffer.alloc(8);
     await handle.read(lenBuf, 0, 8, 0);
@@ -56,7 +51,9 @@ function parseHeader(file: string, headerBuf: Buffer, fileSize: number): Safeten
   try {
     header = JSON.parse(headerBuf.toString('utf8'));
   } catch (e) {
-    throw new CheckpointError(file, `header is not well-formed JSON (${(e as Error).message})`);
+    // The position only: the parser's message would echo the header's bytes.
+    const at = /position (\d+)/.exec((e as Error).message);
+    throw new CheckpointError(file, `header is not well-formed JSON${at ? ` (syntax error at byte ${at[1]} of the header)` : ''}`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) {
     throw new CheckpointError(file, 'header JSON must be an object mapping tensor names to entries');
@@ -138,12 +135,7 @@ function parseEntry(file: string, name: string, entry: unknown, dataStart: numbe
  */
 export async function readShardedSafetensors(indexPath: string): Promise<TensorIndex> {
   const file = resolve(indexPath);
-  let index: unknown;
-  try {
-    index = JSON.parse(await readFile(file, 'utf8'));
-  } catch (e) {
-    throw new CheckpointError(file, `cannot read shard index (${(e as Error).message})`, { cause: e });
-  }
+  const index = await readJsonFile(file, { kind: 'indexJson', what: 'a safetensors shard index' });
   const weightMap = (index as { weight_map?: unknown })?.weight_map;
   if (weightMap === null || typeof weightMap !== 'object' || Array.isArray(weightMap)) {
     throw new CheckpointError(file, 'shard index has no "weight_map" object');
@@ -173,7 +165,7 @@ export type TensorData = Float32Array | Float64Array | BigInt64Array | Int32Arra
 
 /** Reads a tensor's bytes from disk. F16/BF16 come back as raw Uint16Array bit patterns. */
 export async function readTensorData(info: TensorInfo): Promise<TensorData> {
-  const handle = await open(info.file, 'r');
+  const { handle } = await openCheckpointFile(info.file, 'a weights file');
   try {
     // Own, aligned buffer so typed views over it are always legal.
     const bytes = new Uint8Array(new ArrayBuffer(info.length));

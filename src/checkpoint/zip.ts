@@ -1,7 +1,8 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import { CheckpointError } from '../errors.js';
+import { openCheckpointFile } from './checkpoint-file.js';
 
 /**
  * A minimal, read-only ZIP reader: just enough for PyTorch's `torch.save` archives (PyTorch ≥ 1.6,
@@ -61,14 +62,9 @@ export class ZipArchive {
   /** Opens `path` and reads its directory. Call `close()` when done. */
   static async open(path: string): Promise<ZipArchive> {
     const file = resolve(path);
-    let handle: FileHandle;
+    // A FIFO or a folder named pytorch_model.bin is refused here, before anything blocks.
+    const { handle, size } = await openCheckpointFile(file, 'a PyTorch checkpoint (ZIP archive)');
     try {
-      handle = await open(file, 'r');
-    } catch (e) {
-      throw new CheckpointError(file, `cannot open file (${(e as NodeJS.ErrnoException).code ?? e})`, { cause: e });
-    }
-    try {
-      const { size } = await handle.stat();
       const entries = await readDirectory(file, handle, size);
       return new ZipArchive(file, size, entries, handle);
     } catch (e) {

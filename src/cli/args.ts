@@ -1,6 +1,8 @@
 import type { ParseArgsConfig } from 'node:util';
 import { access, constants } from 'node:fs/promises';
-import { ImageError, UsageError } from '../errors.js';
+import { availableParallelism } from 'node:os';
+import { BlipError, ImageError, UsageError } from '../errors.js';
+import { decodePlainText, FileError, FILE_LIMITS, formatBytes, oneLine, statRegularFile } from '../io/files.js';
 
 export const DEFAULT_MODEL = 'Salesforce/blip-itm-large-coco';
 
@@ -20,14 +22,32 @@ export function usageErrors<T>(command: string, parse: () => T): T {
   try {
     return parse();
   } catch (e) {
-    throw new UsageError(`${command}: ${(e as Error).message} (see: blip-itm ${command} --help)`);
+    // Node's messages run over several lines; the first says what is wrong.
+    const message = (e as Error).message;
+    const ambiguous = /^Option '(--[\w-]+)(?: <value>)?' argument is ambiguous/.exec(message);
+    const first = ambiguous
+      ? `${ambiguous[1]} needs a value; one starting with "-" must be written ${ambiguous[1]}=<value>`
+      : message.split('\n')[0].trim();
+    throw new UsageError(`${command}: ${first} (see: blip-itm ${command} --help)`);
   }
 }
 
-export function parseThreads(value: string | undefined): number | undefined {
+/** More threads than this many per CPU only slow onnxruntime down (1024 on 2 cores: 25x slower). */
+export const MAX_THREADS_PER_CPU = 4;
+
+/**
+ * --threads: a decimal integer >= 1 (not "0x10", " 4" or "1e3", which Number() would take), capped
+ * at {@link MAX_THREADS_PER_CPU} per available CPU with a warning.
+ */
+export function parseThreads(value: string | undefined, cpus: number = availableParallelism()): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new UsageError(`--threads must be a positive integer, got "${value}"`);
+  const n = /^[0-9]{1,9}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1)) throw new UsageError(`--threads must be a positive integer (decimal digits), got ${JSON.stringify(value)}`);
+  const cap = MAX_THREADS_PER_CPU * cpus;
+  if (n > cap) {
+    process.emitWarning(`--threads ${n} is more than ${MAX_THREADS_PER_CPU} per CPU (${cpus} available); using ${cap}`);
+    return cap;
+  }
   return n;
 }
 
@@ -50,12 +70,26 @@ export function runtimeOptions(values: { device: string; threads?: string }): { 
 export async function assertReadableImages(paths: readonly string[]): Promise<void> {
   for (const path of paths) {
     try {
+      await statRegularFile(path, { maxBytes: FILE_LIMITS.image, what: 'an image file' });
       await access(path, constants.R_OK);
     } catch (e) {
+      if (e instanceof FileError) throw new ImageError(oneLine(path), e.problem === 'file not found' ? 'image file not found' : e.problem);
       const code = (e as NodeJS.ErrnoException).code;
-      throw new ImageError(path, code === 'ENOENT' ? 'image file not found' : `cannot read image file (${code})`);
+      throw new ImageError(oneLine(path), code === 'EACCES' ? 'permission denied' : `cannot read image file (${code})`);
     }
   }
+}
+
+/** Reads stdin as text under the cap of a list file: `cat /dev/zero | blip-itm ... -` must end. */
+export async function readStdinText(what: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of process.stdin) {
+    total += (chunk as Buffer).length;
+    if (total > FILE_LIMITS.textList) throw new BlipError(`stdin: more than the ${formatBytes(FILE_LIMITS.textList)} limit for ${what}`);
+    chunks.push(chunk as Buffer);
+  }
+  return decodePlainText(Buffer.concat(chunks), 'stdin', what);
 }
 
 /** Help lines of the options several commands share, so their --help texts stay in step. */

@@ -1,10 +1,10 @@
 import { stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BlipError, UsageError } from '../errors.js';
 import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import { defaultEvalCacheDir, EncodingCache, modelCacheKey, type TensorStore } from '../retrieval/encoding-cache.js';
-import { DEFAULT_K_TEST, type EvalProgress, evaluateRetrieval, readKarpathySplit } from '../retrieval/evaluate.js';
+import { DEFAULT_K_TEST, type EvalProgress, evaluateRetrieval, readKarpathySplit, splitImagePaths } from '../retrieval/evaluate.js';
 import { assertReadableImages, HELP, MODEL_OPTIONS, runtimeOptions, usageErrors } from './args.js';
 import { formatTable, type Reporter } from './output.js';
 
@@ -50,17 +50,19 @@ export async function evalCommand(argv: string[], reporter: Reporter): Promise<s
   if (values.images === undefined) throw new UsageError('eval: give --images <root> (the folder the annotation\'s image paths are relative to)');
   const kText = values['k-test'];
   const kTest = Number(kText);
-  if (!/^\d+$/.test(kText.trim()) || !Number.isSafeInteger(kTest) || kTest < 1) throw new UsageError(`--k-test must be a positive integer, got "${kText}"`);
+  if (!/^\d{1,15}$/.test(kText) || !Number.isSafeInteger(kTest) || kTest < 1) throw new UsageError(`--k-test must be a positive integer, got "${kText}"`);
   if (values['no-cache'] && values.cache !== undefined) throw new UsageError('eval: --cache and --no-cache exclude each other');
   const runtime = runtimeOptions(values);
 
   const split = await readKarpathySplit(values.annotations);
+  let isFolder = false;
   try {
-    if (!(await stat(values.images)).isDirectory()) throw new Error('not a folder');
+    isFolder = (await stat(values.images)).isDirectory();
   } catch {
     throw new BlipError(`${values.images}: image folder not found`);
   }
-  await assertReadableImages(split.images.map((image) => join(values.images!, image)));
+  if (!isFolder) throw new BlipError(`${values.images}: not a folder (--images names the folder the annotation's image paths are relative to)`);
+  await assertReadableImages(await splitImagePaths(split, values.images));
 
   reporter.status(`loading ${values.model} ...`);
   const model = await BlipForImageTextRetrieval.fromPretrained(values.model, { revision: values.revision, ...runtime });

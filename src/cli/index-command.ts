@@ -36,8 +36,8 @@ Exit codes: 0 done (also when some images could not be read: they are listed und
 export function parseCount(name: string, value: string | undefined, min: number): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
-    throw new UsageError(`--${name} must be an integer >= ${min}, got "${value}"`);
+  if (!/^\d{1,15}$/.test(value) || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`--${name} must be an integer >= ${min} (decimal digits), got ${JSON.stringify(value)}`);
   }
   return n;
 }

@@ -30,6 +30,22 @@ const COMMANDS: Record<string, (argv: string[], reporter: ReturnType<typeof term
   search: searchCommand,
 };
 
+/**
+ * An error message as one line, whatever it quotes: a newline in a file name or a caption is
+ * shown escaped (\n), so stderr carries exactly one line per error.
+ */
+export function singleLine(message: string): string {
+  const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+  const line = message
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    .trim();
+  // A 40,000-character path would bury the problem; keep both ends, where it is said.
+  return line.length <= MAX_MESSAGE ? line : `${line.slice(0, MAX_MESSAGE / 2)} … ${line.slice(-MAX_MESSAGE / 2)}`;
+}
+
+const MAX_MESSAGE = 1000;
+
 /** Runs the CLI; returns the exit code: 0 success, 1 runtime error, 2 usage error. */
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
@@ -48,15 +64,15 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     reporter.done();
     if (e instanceof UsageError) {
-      process.stderr.write(`blip-itm: ${e.message}\n`);
+      process.stderr.write(`blip-itm: ${singleLine(e.message)}\n`);
       return 2;
     }
     if (e instanceof BlipError) {
-      process.stderr.write(`blip-itm: ${e.message}\n`);
+      process.stderr.write(`blip-itm: ${singleLine(e.message)}\n`);
       if (verbose) process.stderr.write(`${e.stack ?? ''}\n`);
       return 1;
     }
-    process.stderr.write(`blip-itm: internal error: ${(e as Error)?.message ?? String(e)}${verbose ? '' : ' (run with --verbose for details)'}\n`);
+    process.stderr.write(`blip-itm: internal error: ${singleLine((e as Error)?.message ?? String(e))}${verbose ? '' : ' (run with --verbose for details)'}\n`);
     if (verbose) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
     return 1;
   }
@@ -65,6 +81,11 @@ export async function main(argv: string[]): Promise<number> {
 // Library warnings (e.g. a caption truncated to 512 tokens) as one plain line, like our errors,
 // instead of Node's "(node:PID) Warning: ..." format.
 process.removeAllListeners('warning');
-process.on('warning', (w) => process.stderr.write(`blip-itm: warning: ${w.message}\n`));
+process.on('warning', (w) => process.stderr.write(`blip-itm: warning: ${singleLine(w.message)}\n`));
+// `blip-itm score ... | head` closes stdout early: that is the reader's choice, not an error to trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
 
 process.exitCode = await main(process.argv.slice(2));

@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { BlipError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
+import { readPlainTextFile } from '../io/files.js';
 import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import { DEFAULT_RERANK, rankCaptions } from '../retrieval/rank-captions.js';
-import { assertReadableImages, HELP, MODEL_OPTIONS, parseItmTextStart, runtimeOptions, usageErrors } from './args.js';
+import { assertReadableImages, HELP, MODEL_OPTIONS, parseItmTextStart, readStdinText, runtimeOptions, usageErrors } from './args.js';
 import { formatTable, type Reporter } from './output.js';
 
 export const RANK_HELP = `Usage: blip-itm rank --image <path> --texts <file|-> [options]
@@ -49,16 +49,10 @@ export function parseCaptionLines(content: string): Array<{ line: number; text: 
 function parseCount(name: string, value: string | undefined, min: number): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
-    throw new UsageError(`--${name} must be an integer >= ${min}, got "${value}"`);
+  if (!/^\d{1,15}$/.test(value) || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`--${name} must be an integer >= ${min} (decimal digits), got ${JSON.stringify(value)}`);
   }
   return n;
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 export async function rankCommand(argv: string[], reporter: Reporter): Promise<string> {
@@ -81,14 +75,9 @@ export async function rankCommand(argv: string[], reporter: Reporter): Promise<s
 
   let content: string;
   if (values.texts === '-') {
-    content = await readStdin();
+    content = await readStdinText('a captions list');
   } else {
-    try {
-      content = await readFile(values.texts, 'utf8');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new BlipError(`${values.texts}: ${code === 'ENOENT' ? 'captions file not found' : `cannot read captions file (${code})`}`, { cause: e });
-    }
+    content = await readPlainTextFile(values.texts, { kind: 'textList', what: 'a captions file' });
   }
   const captions = parseCaptionLines(content);
   if (captions.length === 0) throw new UsageError(`rank: no captions in ${values.texts === '-' ? 'stdin' : values.texts}`);

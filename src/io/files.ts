@@ -1,5 +1,5 @@
 import { constants, type Stats } from 'node:fs';
-import { open, realpath, stat } from 'node:fs/promises';
+import { type FileHandle, open, realpath, stat } from 'node:fs/promises';
 import { BlipError } from '../errors.js';
 
 /**
@@ -42,7 +42,7 @@ export type FileKind = keyof typeof FILE_LIMITS;
 
 /** A file that cannot be used; `message` is one line naming the file. */
 export class FileError extends BlipError {
-  constructor(readonly file: string, problem: string, options?: { cause?: unknown }) {
+  constructor(readonly file: string, readonly problem: string, options?: { cause?: unknown }) {
     super(`${oneLine(file)}: ${problem}`, { subject: file, cause: options?.cause });
     this.name = 'FileError';
   }
@@ -172,9 +172,70 @@ export async function readRegularFile(path: string, options: ReadOptions): Promi
   }
 }
 
+/**
+ * Opens a regular file for reading parts of it (a checkpoint's weights: only the header is read
+ * here, the tensor bytes stay on disk). Same checks as {@link readRegularFile}: the open cannot
+ * block on a FIFO, and the descriptor must be a regular file of at most `maxBytes` when given.
+ * The caller closes the handle.
+ */
+export async function openRegularFile(path: string, options: { maxBytes?: number; what?: string } = {}): Promise<{ handle: FileHandle; size: number }> {
+  const what = options.what ?? 'a file';
+  if (typeof path !== 'string' || path === '') throw new FileError('<empty path>', `expected a path to ${what}`);
+  if (path.includes('\0')) throw new FileError(path, 'the path contains a NUL byte');
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    throw new FileError(path, describeErrno(e), { cause: e });
+  }
+  try {
+    const s = await handle.stat();
+    checkStats(path, s, { maxBytes: options.maxBytes, what });
+    return { handle, size: s.size };
+  } catch (e) {
+    await handle.close();
+    if (e instanceof FileError) throw e;
+    throw new FileError(path, describeErrno(e), { cause: e });
+  }
+}
+
+/**
+ * Runs `read`, turning a {@link FileError} into the error class a caller's API promises (e.g.
+ * CheckpointError for checkpoint readers), with the same one-line problem.
+ */
+export async function rethrowFileErrorAs<T>(read: () => Promise<T>, as: (file: string, problem: string, cause: FileError) => Error): Promise<T> {
+  try {
+    return await read();
+  } catch (e) {
+    if (e instanceof FileError) throw as(e.file, e.problem, e);
+    throw e;
+  }
+}
+
 /** Reads a regular file as UTF-8 text (see {@link readRegularFile}). */
 export async function readTextFile(path: string, options: ReadOptions): Promise<string> {
   return (await readRegularFile(path, options)).toString('utf8');
+}
+
+/**
+ * Reads a file that must be plain UTF-8 text (a caption or path list): invalid UTF-8 or a NUL byte
+ * means a binary file given by mistake, which would otherwise turn into nonsense captions.
+ */
+export async function readPlainTextFile(path: string, options: ReadOptions): Promise<string> {
+  return decodePlainText(await readRegularFile(path, options), path, options.what ?? 'a text file');
+}
+
+/** {@link readPlainTextFile}'s check, for bytes read elsewhere (stdin); `name` is used in messages. */
+export function decodePlainText(bytes: Uint8Array, name: string, what: string): string {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (e) {
+    throw new FileError(name, `not valid UTF-8 text, expected ${what}`, { cause: e });
+  }
+  const nul = text.indexOf('\0');
+  if (nul >= 0) throw new FileError(name, `holds a NUL byte (at character ${nul}), expected ${what} (plain text)`);
+  return text;
 }
 
 /**

@@ -1,13 +1,18 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { type BlipConfig, readBlipConfig, visionTokens } from '../checkpoint/config.js';
 import { type ResolveOptions, resolveCheckpoint } from '../checkpoint/hub.js';
 import { type CheckpointWeights, openWeights } from '../checkpoint/weights.js';
-import { BlipError, UsageError } from '../errors.js';
+import { validateConfigAgainstWeights, validatePreprocessorAgainstConfig } from '../checkpoint/validate.js';
+import { BlipError, CheckpointError, UsageError } from '../errors.js';
 import type { BuiltGraph } from '../graph/builder.js';
 import { buildCrossKVGraph, buildTextGraph, buildVisionGraph, crossKeyName, crossValueName, USE_IMAGE } from '../graph/blip-graphs.js';
 import { BlipProcessor } from '../preprocessing/processor.js';
+import { checkTokenizerAgainstEmbedding, vocabularyFile } from '../preprocessing/tokenizer-checks.js';
 import { boolTensor, floatTensor, GraphSession, int64Tensor, type RuntimeOptions } from '../runtime/session.js';
-import { type BlipInputs, rows, type Tensor } from './tensors.js';
+import { type BlipInputs, rows, type Tensor } from '../tensor.js';
+import { assertFinite } from './assert-finite.js';
 
 /** BLIP's `[ENC]` id, fixed by the 30524-row embedding of every released checkpoint. */
 const DEFAULT_ENC_TOKEN_ID = 30523;
@@ -81,9 +86,14 @@ export class BlipForImageTextRetrieval {
 
   static async fromPretrained(idOrPath: string, options: FromPretrainedOptions = {}): Promise<BlipForImageTextRetrieval> {
     const resolved = await resolveCheckpoint(idOrPath, options);
-    const config = await readBlipConfig(`${resolved.dir}/config.json`);
+    const configFile = join(resolved.dir, 'config.json');
+    const config = await readBlipConfig(configFile);
     const weights = await openWeights(resolved.dir);
+    // Everything sized from the config is checked against the weights before anything is built.
+    validateConfigAgainstWeights(config, weights.tensors, configFile, weights.file);
     const processor = await BlipProcessor.fromFolder(resolved.dir);
+    validatePreprocessorAgainstConfig(processor.imageProcessor.config, config, join(resolved.dir, 'preprocessor_config.json'));
+    checkTokenizerAgainstEmbedding(processor.tokenizer, vocabularyFile(resolved.dir, existsSync(join(resolved.dir, 'vocab.txt'))), config.text_config.vocab_size);
     const label = weights.file;
     const graphs = {
       vision: buildVisionGraph(config, weights.tensors, label),
@@ -122,6 +132,13 @@ export class BlipForImageTextRetrieval {
     const expected = [v.num_channels, v.image_size, v.image_size];
     const d = pixelValues.dims;
     if (d.length !== 4 || d.slice(1).some((x, i) => x !== expected[i]) || pixelValues.data.length !== d.reduce((a, b) => a * b, 1)) {
+      if (d.length === 4 && d[1] === v.num_channels && !this.processor.imageProcessor.config.doResize) {
+        // The processor's output, not the caller's: the checkpoint's preprocessor does not resize.
+        throw new CheckpointError(
+          join(this.source.dir, 'preprocessor_config.json'),
+          `do_resize is false, so images must already be ${v.image_size}x${v.image_size} for this model; got ${d[3]}x${d[2]}`,
+        );
+      }
       throw new UsageError(`pixelValues must have shape [N, ${expected.join(', ')}] for this model, got [${d.join(', ')}]`);
     }
     const n = d[0];
@@ -133,6 +150,8 @@ export class BlipForImageTextRetrieval {
       const end = Math.min(n, start + step);
       const chunk = rows(pixelValues, start, end);
       const out = await this.sessions.vision.run({ pixel_values: floatTensor(chunk.data, chunk.dims) });
+      // The ITC feature is normalised from the states, so a non-finite state shows here too.
+      assertFinite(out.image_embeds.data as Float32Array, this.source.weights.file, 'image features');
       states.set(out.vision_states.data as Float32Array, start * tokens * v.hidden_size);
       embeds.set(out.image_embeds.data as Float32Array, start * this.config.image_text_hidden_size);
     }
@@ -161,6 +180,7 @@ export class BlipForImageTextRetrieval {
         attention_mask: int64Tensor(mask.data, mask.dims),
         ...this.textOnlyFeeds(),
       }, ['text_embeds']);
+      assertFinite(out.text_embeds.data as Float32Array, this.source.weights.file, 'text features');
       embeds.set(out.text_embeds.data as Float32Array, start * E);
     }
     return { count: n, inputIds, attentionMask, embeds: { data: embeds, dims: [n, E] } };
@@ -313,7 +333,9 @@ export class BlipForImageTextRetrieval {
       feeds[crossValueName(i)] = kv[crossValueName(i)];
     }
     const out = await this.sessions.text.run(feeds, ['itm_logits']);
-    return out.itm_logits.data as Float32Array;
+    const logits = out.itm_logits.data as Float32Array;
+    assertFinite(logits, this.source.weights.file, 'ITM logits');
+    return logits;
   }
 
   /** The text graph's image inputs for a unimodal pass: one-token placeholders, never read. */

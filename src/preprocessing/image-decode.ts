@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
 import { ImageError } from '../errors.js';
+import { FileError, FILE_LIMITS, oneLine, readRegularFile } from '../io/files.js';
 
 /**
  * Image decoding that reproduces PIL's `Image.open(f).convert("RGB")` (Pillow 9.4), which is what the
@@ -88,12 +88,13 @@ export async function decodeImage(input: ImageInput, options: DecodeOptions = {}
   if (typeof input === 'string') {
     // Read the file ourselves: one clear error for missing/unreadable files, and sharp then only ever
     // sees a buffer, so the bytes cannot change between the header check and the decode.
+    // The byte cap follows from the pixel limit (nothing decodable under it is larger), so a
+    // device such as /dev/zero is refused instead of read until memory runs out.
     try {
-      bytes = await readFile(input);
+      bytes = await readRegularFile(input, { maxBytes: imageByteCap(maxPixels), what: 'an image file' });
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory, not an image file' : 'cannot read file';
-      throw new ImageError(label, `${why}${code && code !== 'ENOENT' && code !== 'EISDIR' ? ` (${code})` : ''}`, { cause: e });
+      if (e instanceof FileError) throw new ImageError(oneLine(label), e.problem, { cause: e });
+      throw e;
     }
   } else if (input instanceof Uint8Array) {
     bytes = input;
@@ -102,6 +103,13 @@ export async function decodeImage(input: ImageInput, options: DecodeOptions = {}
   }
   if (bytes.length === 0) throw new ImageError(label, 'image is empty (0 bytes)');
   return decodeBytes(bytes, label, maxPixels);
+}
+
+/** Bytes an encoded image of at most `maxPixels` can take (FILE_LIMITS.image at PIL's limit). */
+function imageByteCap(maxPixels: number): number {
+  // Without a pixel limit, still stop below Buffer's 4 GB ceiling with a clear message.
+  if (!Number.isFinite(maxPixels)) return 2 ** 32 - 1;
+  return maxPixels === DEFAULT_MAX_PIXELS ? FILE_LIMITS.image : Math.floor(maxPixels) * 8 + (1 << 20);
 }
 
 /** sharp wants a Buffer; wrap a Uint8Array without copying. */

@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { CheckpointError, ImageError } from '../errors.js';
+import { readJsonFile } from '../io/files.js';
 import { decodeImage, describeInput, type DecodeOptions, type ImageInput, type RgbImage } from './image-decode.js';
 import { PIL_BICUBIC, PIL_NEAREST, isSupportedResample, pilResize } from './pil-resize.js';
 
@@ -71,18 +71,7 @@ export class BlipImageProcessor {
 
   /** Loads a `preprocessor_config.json`; bad JSON or values give a CheckpointError naming the file. */
   static async fromFile(path: string): Promise<BlipImageProcessor> {
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (e) {
-      throw new CheckpointError(path, `cannot read preprocessor config (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new CheckpointError(path, `preprocessor config is not valid JSON (${(e as Error).message})`, { cause: e });
-    }
+    const json = await readJsonFile(path, { kind: 'configJson', what: 'preprocessor_config.json' });
     if (json === null || typeof json !== 'object' || Array.isArray(json)) {
       throw new CheckpointError(path, 'preprocessor config must be a JSON object');
     }

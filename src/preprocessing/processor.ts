@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ResolveOptions, resolveCheckpoint } from '../checkpoint/hub.js';
 import { UsageError } from '../errors.js';
@@ -5,6 +6,7 @@ import type { BlipInputs, Tensor } from '../tensor.js';
 import type { ImageInput } from './image-decode.js';
 import { BlipImageProcessor, type PreprocessOptions } from './image-processor.js';
 import { type BatchOptions, BlipTokenizer } from './tokenizer.js';
+import { checkTokenizer, checkTokenizerFiles, vocabularyFile } from './tokenizer-checks.js';
 
 /** Only what preprocessing needs, so `blip-itm tokenize` never downloads weights. */
 const PROCESSOR_FILES = {
@@ -25,10 +27,10 @@ export class BlipProcessor {
   constructor(readonly imageProcessor: BlipImageProcessor, readonly tokenizer: BlipTokenizer) {}
 
   static async fromFolder(dir: string): Promise<BlipProcessor> {
-    const [imageProcessor, tokenizer] = await Promise.all([
-      BlipImageProcessor.fromFile(join(dir, 'preprocessor_config.json')),
-      BlipTokenizer.fromFolder(dir),
-    ]);
+    const imageProcessor = await BlipImageProcessor.fromFile(join(dir, 'preprocessor_config.json'));
+    await checkTokenizerFiles(dir);
+    const tokenizer = await BlipTokenizer.fromFolder(dir);
+    checkTokenizer(tokenizer, vocabularyFile(dir, existsSync(join(dir, 'vocab.txt'))));
     return new BlipProcessor(imageProcessor, tokenizer);
   }
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { BlipError, ImageError } from '../errors.js';
+import { FileError, readRegularFile } from '../io/files.js';
 import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import type { Tensor } from '../model/tensors.js';
 import { type CollectedImages, collectImages, inScope } from './collect-images.js';
@@ -163,7 +164,7 @@ export async function indexImages(target: string | CollectedImages, options: Ind
       for (const item of batch) {
         let bytes: Buffer;
         try {
-          bytes = await readFile(item.path);
+          bytes = await readRegularFile(item.path, { kind: 'image', what: 'an image file' });
         } catch (e) {
           out.failed.push({ item, error: fsProblem(e) });
           continue;
@@ -262,6 +263,7 @@ export async function indexImages(target: string | CollectedImages, options: Ind
 
 /** A one-phrase reason for a failed read or stat. */
 export function fsProblem(e: unknown): string {
+  if (e instanceof FileError) return e.problem;
   const code = (e as NodeJS.ErrnoException)?.code;
   switch (code) {
     case 'ENOENT': return 'file not found';

@@ -1,6 +1,7 @@
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { BlipError } from '../errors.js';
+import { FileError, readPlainTextFile } from '../io/files.js';
 
 /** File extensions (lower case) taken from a folder walk. */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'] as const;
@@ -55,13 +56,11 @@ export async function collectImages(target: string): Promise<CollectedImages> {
     return { scope: { kind: 'folder', root: abs }, files: [...new Set(files)].sort() };
   }
   if (hasImageExtension(abs)) return { scope: { kind: 'files' }, files: [abs] };
-  let text: string;
-  try {
-    text = await readFile(abs, 'utf8');
-  } catch (e) {
-    throw new BlipError(`${target}: cannot read list file (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { subject: target, cause: e });
-  }
-  if (text.includes('\0')) throw new BlipError(`${target} is neither a folder, an image, nor a text file listing image paths`, { subject: target });
+  const text = await readPlainTextFile(abs, { kind: 'textList', what: 'a list file of image paths' }).catch((e: unknown) => {
+    // A binary file that is not an image: say what `index` takes.
+    if (e instanceof FileError && /UTF-8|NUL/.test(e.problem)) throw new BlipError(`${target} is neither a folder, an image, nor a text file listing image paths`, { subject: target });
+    throw e;
+  });
   const base = dirname(abs);
   const files = text
     .split(/\r?\n/)

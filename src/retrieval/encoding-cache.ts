@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { BlipError } from '../errors.js';
+import { FileError, readRegularFile } from '../io/files.js';
 import type { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import type { Tensor } from '../model/tensors.js';
 import { fingerprintWeights } from './model-identity.js';
@@ -27,6 +28,8 @@ import { fingerprintWeights } from './model-identity.js';
  */
 
 const MAGIC = Buffer.from('BLIPEC01', 'latin1');
+/** Largest entry read back: ViT-L states at 384 px are 2.4 MB an image; 1 GB leaves room for any real model. */
+const MAX_ENTRY_BYTES = 1 << 30;
 /** Bump when what is stored under a key changes meaning. */
 export const CACHE_FORMAT = 1;
 
@@ -69,8 +72,8 @@ export async function modelCacheKey(model: BlipForImageTextRetrieval): Promise<s
   const { weights } = model.source;
   const files = new Set([...weights.tensors.values()].map((t) => t.file));
   const { fingerprint } = await fingerprintWeights(files.size > 0 ? [...files] : [weights.file]);
-  const config = await readFile(join(model.source.dir, 'config.json'));
-  const preprocessor = await readFile(join(model.source.dir, 'preprocessor_config.json'));
+  const config = await readRegularFile(join(model.source.dir, 'config.json'), { kind: 'configJson', what: 'config.json' });
+  const preprocessor = await readRegularFile(join(model.source.dir, 'preprocessor_config.json'), { kind: 'configJson', what: 'preprocessor_config.json' });
   return sha256Hex(`blip-itm eval cache ${CACHE_FORMAT}`, config, preprocessor, fingerprint);
 }
 
@@ -114,18 +117,24 @@ export class EncodingCache implements TensorStore {
   }
 
   async get(kind: string, key: string): Promise<TensorRecord | undefined> {
-    let bytes: Buffer;
+    let bytes: Buffer | undefined;
     try {
-      bytes = await readFile(this.path(kind, key));
+      // Capped and regular files only: a FIFO or a huge file planted in the cache is not read.
+      bytes = await readRegularFile(this.path(kind, key), { maxBytes: MAX_ENTRY_BYTES, what: 'an evaluation cache entry' });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new BlipError(`cannot read the evaluation cache entry ${this.path(kind, key)}: ${(e as Error).message}`, { cause: e });
+      if (!(e instanceof FileError)) throw e;
+      if (e.problem === 'file not found') return undefined;
+      if ((e.cause as NodeJS.ErrnoException | undefined)?.code !== undefined) {
+        throw new BlipError(`cannot read the evaluation cache entry ${e.message}`, { cause: e });
+      }
+      // Not a regular file, or over the cap: damaged, as a bad checksum would be.
     }
-    const decoded = decodeEntry(bytes);
+    const decoded = bytes === undefined ? undefined : decodeEntry(bytes);
     if (decoded === undefined) {
       this.rejected++;
       // Damaged: remove it so that it is written again.
-      await rm(this.path(kind, key), { force: true });
+      // (recursive: a folder planted under an entry name goes too; links are removed, not followed.)
+      await rm(this.path(kind, key), { force: true, recursive: true });
     }
     return decoded;
   }

@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { BlipError, ImageError, UsageError } from '../errors.js';
+import { FileError, oneLine, readJsonFile, readRegularFile, resolveInside } from '../io/files.js';
 import type { BlipForImageTextRetrieval, ImageEncodings } from '../model/blip-itm.js';
 import type { Tensor } from '../model/tensors.js';
 import { EncodingCache, MemoryTensorStore, sha256Hex, type TensorStore } from './encoding-cache.js';
@@ -73,20 +72,7 @@ export function karpathySplit(annotations: unknown, source = 'annotations'): Kar
 }
 
 export async function readKarpathySplit(file: string): Promise<KarpathySplit> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new BlipError(`${file}: ${code === 'ENOENT' ? 'annotation file not found' : `cannot read (${code})`}`, { cause: e });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new BlipError(`${file}: not valid JSON (${(e as Error).message})`, { cause: e });
-  }
-  return karpathySplit(json, file);
+  return karpathySplit(await readJsonFile(file, { kind: 'annotations', what: 'an annotation file' }), oneLine(file));
 }
 
 export type EvalPhase = 'texts' | 'images' | 'similarity' | 'rerank' | 'ranking';
@@ -215,8 +201,7 @@ export async function evaluateRetrieval(model: BlipForImageTextRetrieval, split:
   }
 
   // 2. Images: content keys, ITC features; vision states go to the store.
-  const root = options.imageRoot ?? '.';
-  const paths = split.images.map((p) => join(root, p));
+  const paths = await splitImagePaths(split, options.imageRoot ?? '.');
   const imageKeys: string[] = new Array(I);
   const imageFeatures = new Float32Array(I * E);
   const toEncode: number[] = [];
@@ -339,11 +324,28 @@ export async function evaluateRetrieval(model: BlipForImageTextRetrieval, split:
 
 async function readImageBytes(path: string): Promise<Buffer> {
   try {
-    return await readFile(path);
+    return await readRegularFile(path, { kind: 'image', what: 'an image file' });
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ImageError(path, code === 'ENOENT' ? 'image file not found' : `cannot read image file (${code})`, { cause: e });
+    if (e instanceof FileError) throw new ImageError(oneLine(path), e.problem, { cause: e });
+    throw e;
   }
+}
+
+/**
+ * The image files of a split under `root`: every path must stay inside it (no `..`, no absolute
+ * path, no link pointing out), as an annotation file is data, not a licence to read any file.
+ */
+export async function splitImagePaths(split: KarpathySplit, root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const [i, image] of split.images.entries()) {
+    try {
+      out.push(await resolveInside(root, image, 'image path'));
+    } catch (e) {
+      if (e instanceof FileError) throw new BlipError(`annotation entry ${i}: ${e.message}`, { subject: image, cause: e });
+      throw e;
+    }
+  }
+  return out;
 }
 
 /** Preprocesses and encodes images, storing each one's states and features. */

@@ -31,6 +31,11 @@ export interface IndexMeta {
   created: string;
   /** The model whose features the index holds. */
   model: ModelIdentity;
+  /**
+   * Set once the images table has been created, so that a table deleted afterwards reads as a
+   * damaged index rather than as an empty one. Absent in indexes written before this field.
+   */
+  imagesTable?: boolean;
 }
 
 /** What is stored about one image, besides its feature. */
@@ -95,8 +100,20 @@ async function connect(dir: string): Promise<lancedb.Connection> {
 
 function dbError(dir: string, what: string, e: unknown): BlipError {
   if (e instanceof BlipError) return e;
-  const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+  if (what !== 'write to') return damaged(dir, e);
+  const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0].replace(/,? *(?:at )?[\w./-]*\.rs:\d+:\d+.*$/, '');
   return new BlipError(`${dir}: cannot ${what} the image index (${msg})`, { subject: dir, cause: e });
+}
+
+/**
+ * LanceDB failing to read a table we created means files of it were removed or changed under us.
+ * Its own message (Rust error chains with source locations) says nothing a user can act on, so it
+ * stays in `cause` (shown with --verbose) and the message says what to do.
+ */
+function damaged(dir: string, e?: unknown): BlipError {
+  const msg = e instanceof Error ? e.message : '';
+  const why = /not ?found|no such file|does not exist/i.test(msg) ? 'files of it are missing' : 'LanceDB cannot read it';
+  return new BlipError(`index ${dir} is damaged (${why}); \`blip-itm index <folder> --db ${dir} --rebuild\` rebuilds it`, { subject: dir, cause: e });
 }
 
 export interface OpenForWritingOptions {
@@ -110,8 +127,13 @@ export class ImageIndex {
     readonly dir: string,
     private readonly db: lancedb.Connection,
     private table: lancedb.Table | undefined,
-    readonly meta: IndexMeta,
+    private currentMeta: IndexMeta,
   ) {}
+
+  /** What the index says about itself (model, format). */
+  get meta(): IndexMeta {
+    return this.currentMeta;
+  }
 
   /** Opens an existing index for reading (search). */
   static async open(dir: string = DEFAULT_INDEX_DIR): Promise<ImageIndex> {
@@ -125,8 +147,13 @@ export class ImageIndex {
         throw new BlipError(`${dir} is not a blip-itm image index (no "${META_TABLE}" table; build one with: blip-itm index <folder> --db ${dir})`, { subject: dir });
       }
       const meta = await readMeta(db, abs);
+      if (meta.imagesTable && !names.includes(IMAGES_TABLE)) throw damaged(dir, new Error(`the "${IMAGES_TABLE}" table does not exist`));
       const table = names.includes(IMAGES_TABLE) ? await db.openTable(IMAGES_TABLE) : undefined;
-      if (table) await checkVectorWidth(table, meta, dir);
+      if (table) {
+        await checkVectorWidth(table, meta, dir);
+        // Opening reads only the manifest; counting touches the data files, so damage shows here.
+        await table.countRows();
+      }
       return new ImageIndex(abs, db, table, meta);
     } catch (e) {
       db?.close();
@@ -168,6 +195,7 @@ export class ImageIndex {
         meta = { format: INDEX_FORMAT, created: new Date().toISOString(), model };
         await db.createTable(META_TABLE, [{ key: 'index', value: JSON.stringify(meta) }], { mode: 'create' });
       }
+      if (!options.rebuild && meta.imagesTable && !names.includes(IMAGES_TABLE)) throw damaged(dir, new Error(`the "${IMAGES_TABLE}" table does not exist`));
       const hasImages = !options.rebuild && names.includes(IMAGES_TABLE);
       const table = hasImages ? await db.openTable(IMAGES_TABLE) : undefined;
       if (table) await checkVectorWidth(table, meta, dir);
@@ -194,29 +222,41 @@ export class ImageIndex {
 
   /** Rows stored. */
   async count(): Promise<number> {
-    return this.table ? this.table.countRows() : 0;
+    return this.read(() => (this.table ? this.table.countRows() : Promise.resolve(0)));
+  }
+
+  /** A read of the tables; LanceDB failures mean the index was damaged after it was opened. */
+  private async read<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (e) {
+      throw dbError(this.dir, 'read', e);
+    }
   }
 
   /** Every stored row's path, size, mtime and hash (no features). A path may appear twice only after a foreign write. */
   async entries(): Promise<IndexEntry[]> {
-    if (!this.table) return [];
-    const rows = await this.table.query().select(ENTRY_COLUMNS).toArray();
+    const table = this.table;
+    if (!table) return [];
+    const rows = await this.read(() => table.query().select(ENTRY_COLUMNS).toArray());
     return rows.map(toEntry);
   }
 
   /** Every stored row with its feature. */
   async all(): Promise<StoredImage[]> {
-    if (!this.table) return [];
-    const rows = await this.table.query().select([...ENTRY_COLUMNS, 'vector']).toArray();
+    const table = this.table;
+    if (!table) return [];
+    const rows = await this.read(() => table.query().select([...ENTRY_COLUMNS, 'vector']).toArray());
     return rows.map((r) => ({ ...toEntry(r), vector: toFloat32(r.vector) }));
   }
 
   /** Stored rows of the given paths (those stored), with features. */
   async get(paths: string[]): Promise<StoredImage[]> {
-    if (!this.table || paths.length === 0) return [];
+    const table = this.table;
+    if (!table || paths.length === 0) return [];
     const out: StoredImage[] = [];
     for (const chunk of chunks(paths, IN_CHUNK)) {
-      const rows = await this.table.query().where(pathIn(chunk)).select([...ENTRY_COLUMNS, 'vector']).toArray();
+      const rows = await this.read(() => table.query().where(pathIn(chunk)).select([...ENTRY_COLUMNS, 'vector']).toArray());
       for (const r of rows) out.push({ ...toEntry(r), vector: toFloat32(r.vector) });
     }
     return out;
@@ -228,13 +268,14 @@ export class ImageIndex {
    */
   async nearest(vector: Float32Array, limit: number): Promise<NearestImage[]> {
     if (vector.length !== this.dims) throw new BlipError(`query feature has ${vector.length} floats; this index holds ${this.dims}`);
-    if (!this.table || limit < 1) return [];
-    const rows = await this.table
+    const table = this.table;
+    if (!table || limit < 1) return [];
+    const rows = await this.read(() => table
       .vectorSearch(Array.from(vector))
       .distanceType('dot')
       .limit(limit)
       .select([...ENTRY_COLUMNS, '_distance'])
-      .toArray();
+      .toArray());
     // LanceDB's dot "distance" is 1 - a.b; for normalised features a.b is the cosine.
     return rows.map((r) => ({ ...toEntry(r), cosine: 1 - Number(r._distance) }));
   }
@@ -274,10 +315,24 @@ export class ImageIndex {
         await this.table.add(rows);
       } else {
         this.table = await this.db.createTable(IMAGES_TABLE, rows, { mode: 'create' });
+        await this.recordImagesTable();
       }
     } catch (e) {
       throw dbError(this.dir, 'write to', e);
     }
+  }
+
+  /** Notes in the metadata that the images table exists (see {@link IndexMeta.imagesTable}). */
+  private async recordImagesTable(): Promise<void> {
+    if (this.meta.imagesTable) return;
+    const meta: IndexMeta = { ...this.meta, imagesTable: true };
+    const table = await this.db.openTable(META_TABLE);
+    try {
+      await table.update({ where: "key = 'index'", values: { value: JSON.stringify(meta) } });
+    } finally {
+      table.close();
+    }
+    this.currentMeta = meta;
   }
 
   /** Compacts the many small commits of a run into few files and drops superseded versions. */

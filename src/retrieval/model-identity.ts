@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { readBlipConfig } from '../checkpoint/config.js';
 import { parseModelReference, type ResolveOptions, resolveCheckpoint } from '../checkpoint/hub.js';
 import type { TensorIndex } from '../checkpoint/tensor-info.js';
 import { openWeights } from '../checkpoint/weights.js';
-import { BlipError } from '../errors.js';
+import { openRegularFile } from '../io/files.js';
 import { BlipForImageTextRetrieval, type FromPretrainedOptions } from '../model/blip-itm.js';
 
 /**
@@ -48,14 +47,8 @@ export async function fingerprintWeights(files: string[]): Promise<{ fingerprint
   const hash = createHash('sha256');
   let bytes = 0;
   for (const file of sorted) {
-    let fh;
+    const { handle: fh, size } = await openRegularFile(file, { what: 'a weights file' });
     try {
-      fh = await open(file, 'r');
-    } catch (e) {
-      throw new BlipError(`${file}: cannot read weights (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { subject: file, cause: e });
-    }
-    try {
-      const size = (await fh.stat()).size;
       bytes += size;
       hash.update(`file ${size}\n`);
       const offsets: number[] = [];

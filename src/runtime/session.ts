@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { BlipError } from '../errors.js';
 import type { BuiltGraph } from '../graph/builder.js';
+import { ensureOrtEnvironment } from './ort-env.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -26,6 +27,7 @@ export class GraphSession {
     // onnxruntime's own log lines would break the CLI's one-line errors; its failures reach
     // us as exceptions, which say the same.
     ort.env.logLevel = 'fatal';
+    await ensureOrtEnvironment();
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       logSeverityLevel: 4,
       executionProviders: [options.executionProvider ?? 'cpu'],
