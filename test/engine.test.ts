@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { visionTokens } from '../src/checkpoint/config.js';
@@ -311,5 +312,53 @@ describe('ScoringEngine (tiny model)', () => {
     await engine.close();
     // The model is still usable after the engine is closed.
     assert.equal((await model.encodeTexts(model.processor.tokenize(['still here']))).count, 1);
+  });
+
+  test('fromPretrained: the model on its own thread gives the same numbers', async () => {
+    const engine = await ScoringEngine.fromPretrained(TINY, { maxBatch: 4 });
+    try {
+      const pngs = await Promise.all([80, 81, 82].map(syntheticPng));
+      const results = await Promise.all(pngs.map((bytes) => engine.score({ images: [{ bytes }, { path: IMAGES[2] }], texts: ['a', TEXTS[0]] })));
+      for (const [i, r] of results.entries()) {
+        for (const p of r.pairs) {
+          const image = p.image === 0 ? pngs[i] : IMAGES[2];
+          assertClose(p, await ref(image, p.image === 0 ? `syn${80 + i}` : IMAGES[2], ['a', TEXTS[0]][p.text]), `job ${i} pair ${p.image},${p.text}`);
+        }
+      }
+      assert.equal(engine.stats.visionRuns, 4, 'three distinct images plus the shared one, once each');
+      const bulk = await engine.scorePairs([{ image: { bytes: hugePngHeader() }, text: 'x' }, { image: { bytes: pngs[0] }, text: 'a' }]);
+      assert.match((bulk[0] as { error: string }).error, /over the limit/);
+      assert.deepEqual(bulk[1].ok && bulk[1].itmLogits, results[0].pairs[0].itmLogits);
+    } finally {
+      await engine.close();
+    }
+    await assert.rejects(engine.score({ images: [{ path: IMAGES[0] }], texts: ['x'] }), EngineClosedError);
+    await assert.rejects(ScoringEngine.fromPretrained(`${FIXTURES}/no-such-model`), (e) => e instanceof Error && e.name === 'BlipError' && !e.message.includes('\n'));
+  });
+
+  test('the built dist/ runs both engines (worker files resolve there too)', async (t) => {
+    const built = 'dist/engine/scoring-engine.js';
+    const newest = Math.max(...readdirSync('src/engine').map((f) => statSync(`src/engine/${f}`).mtimeMs));
+    if (!existsSync(built) || statSync(built).mtimeMs < newest) {
+      t.skip('dist/ is missing or older than src/engine (npm run build)');
+      return;
+    }
+    const script = `
+      import { BlipForImageTextRetrieval, ScoringEngine } from './dist/index.js';
+      const job = { images: [{ path: ${JSON.stringify(IMAGES[2])} }], texts: ['a rocket'] };
+      const model = await BlipForImageTextRetrieval.fromPretrained(${JSON.stringify(TINY)});
+      const local = new ScoringEngine(model);
+      const a = await local.score(job);
+      await local.close();
+      await model.dispose();
+      const hosted = await ScoringEngine.fromPretrained(${JSON.stringify(TINY)});
+      const b = await hosted.score(job);
+      await hosted.close();
+      console.log(JSON.stringify([a.pairs[0], b.pairs[0]]));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const [a, b] = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    assert.deepEqual(a, b);
+    assertClose(a, await ref(IMAGES[2], IMAGES[2], 'a rocket'), 'dist engine');
   });
 });
