@@ -15,10 +15,11 @@ import { BlipForImageTextRetrieval } from '../src/model/blip-itm.js';
  *   flock /tmp/blip-bench.lock node --import tsx bench/engine.ts [--jobs N] [--callers C] [--json]
  *
  * Each job is 1 image (a distinct 640x480 JPEG) x 4 captions, scored as `blip-itm score` does.
- * Phases: model-only (jobs one after another through the model's methods), the engine with C
- * concurrent callers on the same jobs, model-only again (the VM drifts; the ratio uses the mean
- * of both), and the engine with repeated images (2 distinct images over all jobs: the cache must
- * serve them without re-encoding). Uses the random large checkpoint of `npm run bench`
+ * Phases: model-only (jobs one after another through the model's methods), the engine over that
+ * model with C concurrent callers on the same jobs, model-only again (the VM drifts; the ratios
+ * use the mean of both), then ScoringEngine.fromPretrained (the model on its own thread, as the
+ * service runs it) on the same jobs, and on jobs repeating 2 distinct images (the cache must
+ * serve them without re-encoding). Every engine number is checked against the model-only one. Uses the random large checkpoint of `npm run bench`
  * ($TMPDIR/blip-itm-bench-large-coco-random, BLIP_BENCH_DIR overrides; write it with npm run bench).
  */
 
@@ -48,13 +49,18 @@ export interface EngineBenchResult {
   callers: number;
   model_only: EnginePhase;
   model_only_again: EnginePhase;
+  /** new ScoringEngine(model): the model on the callers' thread. */
+  engine_in_process: EnginePhase;
+  /** ScoringEngine.fromPretrained: the model on its own thread (what the service uses). */
   engine: EnginePhase;
   engine_repeated_images: EnginePhase & { cache_hits: number; cache_misses: number };
-  /** engine jobs/s over the mean model-only jobs/s. */
+  /** Engine jobs/s over the mean of the two model-only rates. */
+  throughput_ratio_in_process: number;
   throughput_ratio: number;
   /** Largest difference between the engine's and the model's numbers for the same pairs. */
   max_abs_diff: number;
-  batch_sizes: Record<string, { batches: number; mean: number; max: number }>;
+  /** Batch sizes per stage in the in-process engine phase. */
+  batch_sizes_in_process: Record<string, { batches: number; mean: number; max: number }>;
 }
 
 interface Job {
@@ -90,7 +96,7 @@ function percentile(xs: number[], p: number): number {
 }
 
 async function phase(
-  model: BlipForImageTextRetrieval,
+  visionRuns: () => number,
   jobs: Job[],
   callers: number,
   run: (job: Job, index: number) => Promise<unknown>,
@@ -99,7 +105,7 @@ async function phase(
   const latencies: number[] = [];
   let errors = 0;
   let next = 0;
-  const runs = model.visionRuns;
+  const runs = visionRuns();
   const loop = watchLoop ? monitorEventLoopDelay({ resolution: 5 }) : undefined;
   loop?.enable();
   const started = performance.now();
@@ -120,60 +126,86 @@ async function phase(
   return {
     jobs: jobs.length, seconds, jobs_per_s: jobs.length / seconds,
     p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), errors,
-    vision_runs: model.visionRuns - runs,
+    vision_runs: visionRuns() - runs,
     ...(loop ? { event_loop_max_ms: loop.max / 1e6 } : {}),
   };
 }
 
+type Direct = Array<Array<{ logits: [number, number]; cosine: number }>>;
+
+/** Runs the jobs through `engine` from `callers` callers, checking every number against `direct`. */
+async function enginePhase(engine: ScoringEngine, jobs: Job[], callers: number, direct: Direct | undefined): Promise<EnginePhase & { max_abs_diff: number }> {
+  let maxDiff = 0;
+  const result = await phase(() => engine.stats.visionRuns ?? 0, jobs, callers, async (job, i) => {
+    const { pairs } = await engine.score({ images: [{ bytes: job.image }], texts: job.texts });
+    if (!direct) return;
+    pairs.forEach((p: PairScore) => {
+      const d = direct[i][p.text];
+      maxDiff = Math.max(maxDiff, Math.abs(p.itmLogits[0] - d.logits[0]), Math.abs(p.itmLogits[1] - d.logits[1]), Math.abs(p.cosine - d.cosine));
+    });
+  }, true);
+  return { ...result, max_abs_diff: maxDiff };
+}
+
+function batchSummary(batches: Record<string, number[]>): Record<string, { batches: number; mean: number; max: number }> {
+  return Object.fromEntries(Object.entries(batches).map(([stage, sizes]) => [stage, {
+    batches: sizes.length, mean: sizes.reduce((a, b) => a + b, 0) / sizes.length, max: Math.max(...sizes),
+  }]));
+}
+
 export async function benchEngine(options: EngineBenchOptions): Promise<EngineBenchResult> {
   const log = options.log ?? (() => undefined);
-  const n = options.jobs ?? 12;
+  const n = options.jobs ?? 8;
   const callers = options.callers ?? 8;
-  log(`loading ${options.dir} ...`);
-  const model = await BlipForImageTextRetrieval.fromPretrained(options.dir);
-  try {
-    const jobs = await makeJobs(n, n, 0);
-    const repeated = await makeJobs(n, 2, 1);
-    const warm = await makeJobs(2, 2, 2);
-    const batches: Record<string, number[]> = {};
-    let counting = false;
-    const events = { batch: (stage: string, size: number) => { if (counting) (batches[stage] ??= []).push(size); } };
+  const jobs = await makeJobs(n, n, 0);
+  const repeated = await makeJobs(n, 2, 1);
+  const warm = await makeJobs(2, 2, 2);
+  const batches: Record<string, number[]> = {};
+  let counting = false;
+  const events = { batch: (stage: string, size: number) => { if (counting) (batches[stage] ??= []).push(size); } };
+  const say = (name: string, p: EnginePhase) => log(`  ${name}: ${p.jobs_per_s.toFixed(3)} jobs/s, p50 ${p.p50_ms.toFixed(0)} ms, p99 ${p.p99_ms.toFixed(0)} ms, ${p.vision_runs} vision runs${p.event_loop_max_ms === undefined ? '' : `, event loop max ${p.event_loop_max_ms.toFixed(0)} ms`}`);
 
-    // One engine for both engine phases, warmed up (worker threads started) like a running service.
-    log('warm-up ...');
+  log(`loading ${options.dir} on this thread ...`);
+  const model = await BlipForImageTextRetrieval.fromPretrained(options.dir);
+  const direct: Direct = [];
+  let modelOnly: EnginePhase;
+  let modelAgain: EnginePhase;
+  let inProcess: EnginePhase & { max_abs_diff: number };
+  try {
+    // Warmed up (sessions run once, worker threads started) like a running service.
     const engine = new ScoringEngine(model, { ...options.engine, events });
     await modelJob(model, warm[0]);
     await engine.score({ images: [{ bytes: warm[1].image }], texts: warm[1].texts });
 
-    const direct: Array<Array<{ logits: [number, number]; cosine: number }>> = [];
     log(`model-only: ${n} jobs of 1 image x 4 captions, one after another ...`);
-    const modelOnly = await phase(model, jobs, 1, async (job, i) => (direct[i] = await modelJob(model, job)), false);
-    log(`  ${modelOnly.jobs_per_s.toFixed(3)} jobs/s`);
-
-    log(`engine: the same jobs from ${callers} concurrent callers ...`);
-    let maxDiff = 0;
+    modelOnly = await phase(() => model.visionRuns, jobs, 1, async (job, i) => (direct[i] = await modelJob(model, job)), false);
+    say('model-only', modelOnly);
+    log(`engine, model on this thread: the same jobs from ${callers} concurrent callers ...`);
     counting = true;
-    const engined = await phase(model, jobs, callers, async (job, i) => {
-      const { pairs } = await engine.score({ images: [{ bytes: job.image }], texts: job.texts });
-      pairs.forEach((p: PairScore) => {
-        const d = direct[i][p.text];
-        maxDiff = Math.max(maxDiff, Math.abs(p.itmLogits[0] - d.logits[0]), Math.abs(p.itmLogits[1] - d.logits[1]), Math.abs(p.cosine - d.cosine));
-      });
-    }, true);
+    inProcess = await enginePhase(engine, jobs, callers, direct);
     counting = false;
-    log(`  ${engined.jobs_per_s.toFixed(3)} jobs/s, p50 ${engined.p50_ms.toFixed(0)} ms, p99 ${engined.p99_ms.toFixed(0)} ms`);
-
-    log('model-only again ...');
-    const modelAgain = await phase(model, jobs, 1, (job) => modelJob(model, job), false);
-    log(`  ${modelAgain.jobs_per_s.toFixed(3)} jobs/s`);
-
-    log(`engine, ${n} jobs over 2 distinct images ...`);
-    const before = engine.stats;
-    const rep = await phase(model, repeated, callers, (job) => engine.score({ images: [{ bytes: job.image }], texts: job.texts }), true);
-    const cacheHits = engine.stats.cacheHits - before.cacheHits;
-    const cacheMisses = engine.stats.cacheMisses - before.cacheMisses;
+    say('engine (in-process)', inProcess);
     await engine.close();
-    log(`  ${rep.jobs_per_s.toFixed(3)} jobs/s, ${rep.vision_runs} vision runs, ${cacheHits} cache hits`);
+    log('model-only again ...');
+    modelAgain = await phase(() => model.visionRuns, jobs, 1, (job) => modelJob(model, job), false);
+    say('model-only', modelAgain);
+  } finally {
+    await model.dispose();
+  }
+
+  log('loading the model on its own thread (ScoringEngine.fromPretrained) ...');
+  const hosted = await ScoringEngine.fromPretrained(options.dir, options.engine);
+  try {
+    await hosted.score({ images: [{ bytes: warm[0].image }], texts: warm[0].texts });
+    log(`engine, model on its own thread: the same jobs from ${callers} concurrent callers ...`);
+    const onThread = await enginePhase(hosted, jobs, callers, direct);
+    say('engine (fromPretrained)', onThread);
+    log(`engine, ${n} jobs over 2 distinct images ...`);
+    const before = hosted.stats;
+    const rep = await enginePhase(hosted, repeated, callers, undefined);
+    const cacheHits = hosted.stats.cacheHits - before.cacheHits;
+    const cacheMisses = hosted.stats.cacheMisses - before.cacheMisses;
+    say('engine, repeated images', rep);
 
     const meanModel = (modelOnly.jobs_per_s + modelAgain.jobs_per_s) / 2;
     return {
@@ -181,16 +213,16 @@ export async function benchEngine(options: EngineBenchOptions): Promise<EngineBe
       callers,
       model_only: modelOnly,
       model_only_again: modelAgain,
-      engine: engined,
+      engine_in_process: inProcess,
+      engine: onThread,
       engine_repeated_images: { ...rep, cache_hits: cacheHits, cache_misses: cacheMisses },
-      throughput_ratio: engined.jobs_per_s / meanModel,
-      max_abs_diff: maxDiff,
-      batch_sizes: Object.fromEntries(Object.entries(batches).map(([stage, sizes]) => [stage, {
-        batches: sizes.length, mean: sizes.reduce((a, b) => a + b, 0) / sizes.length, max: Math.max(...sizes),
-      }])),
+      throughput_ratio_in_process: inProcess.jobs_per_s / meanModel,
+      throughput_ratio: onThread.jobs_per_s / meanModel,
+      max_abs_diff: Math.max(inProcess.max_abs_diff, onThread.max_abs_diff),
+      batch_sizes_in_process: batchSummary(batches),
     };
   } finally {
-    await model.dispose();
+    await hosted.close();
   }
 }
 
