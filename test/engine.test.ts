@@ -153,6 +153,16 @@ describe('ScoringEngine (tiny model)', () => {
         assert.equal(sizes.reduce((a, b) => a + b, 0), stage === 'vision' ? 36 : 72, `${stage} items`);
       }
       assert.equal(batches.filter(([s]) => s === 'prepare').length, 36);
+
+      // Single pairs of distinct images go as rows of one ITM run, each with its own keys/values.
+      const singles = await Promise.all(Array.from({ length: 8 }, (_, i) => syntheticPng(2000 + i)));
+      const kvRuns = model.crossKVRuns;
+      const bulk = await engine.scorePairs(singles.map((bytes, i) => ({ image: { bytes }, text: `single ${i}` })));
+      assert.ok(model.crossKVRuns - kvRuns < singles.length, `${model.crossKVRuns - kvRuns} key/value runs for ${singles.length} images`);
+      for (const [i, o] of bulk.entries()) {
+        assert.ok(o.ok);
+        assertClose(o, await ref(singles[i], `single${i}`, `single ${i}`), `single pair ${i}`);
+      }
     } finally {
       await engine.close();
     }
