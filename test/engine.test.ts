@@ -103,6 +103,13 @@ describe('ScoringEngine (tiny model)', () => {
         assertClose(p, await ref(IMAGES[p.image], IMAGES[p.image], TEXTS[p.text]), `score pair ${k}`);
       }
 
+      // Many captions of one image: one key/value pass even past maxBatch.
+      const many = Array.from({ length: 40 }, (_, i) => `caption ${i} of many`);
+      const kvRuns = model.crossKVRuns;
+      const manyScores = await engine.score({ images: [{ path: IMAGES[2] }], texts: many });
+      assert.equal(model.crossKVRuns - kvRuns, 1);
+      for (const p of manyScores.pairs.filter((_, k) => k % 13 === 0)) assertClose(p, await ref(IMAGES[2], IMAGES[2], many[p.text]), `many ${p.text}`);
+
       const ranked = await engine.rank({ image: { bytes: readFileSync(IMAGES[0]) }, texts: TEXTS, topN: 3 });
       assert.equal(ranked.results.length, 3);
       const all = await Promise.all(TEXTS.map(async (t, index) => ({ index, r: await ref(IMAGES[0], IMAGES[0], t) })));

@@ -58,7 +58,7 @@ export class ScoringEngine implements Engine {
     const vision = this.lane.stage('vision', (pixels: Float32Array[]) => backend.vision(pixels));
     this.encodeText = this.lane.stage('text', (ids: number[][]) => backend.text(ids));
     const start = this.options.itmTextStart;
-    this.itm = this.lane.stage('itm', (pairs: ItmInput[]) => backend.itm(pairs, start));
+    this.itm = this.lane.stage('itm', (pairs: ItmInput[]) => backend.itm(pairs, start), (pair) => pair.image.key);
     this.pool = new PreparePool(join(backend.dir, 'preprocessor_config.json'), this.options.prepareThreads, (s) => events.batch?.('prepare', 1, s));
     this.images = new ImageEncoder(this.pool, vision, this.options.cacheBytes, this.options.maxPixels, events.cache);
     // Truncated as `score` does, and never past what the position embeddings cover.
