@@ -95,17 +95,18 @@ export class ScoringEngine implements Engine {
       const images = checkImages(request?.images, 'images');
       const texts = checkTexts(request?.texts, 'texts');
       const ids = texts.map((t) => this.tokenize(t));
-      const textEmbeds = Promise.all(ids.map((row) => this.encodeText(row, job.submittedAt, () => job.live)));
+      const live = () => job.live;
       const encodings = this.encodeAll(images, job);
-      const perImage = await Promise.all([textEmbeds, ...images.map(async (_, i) => {
-        const enc = await encodings[i];
-        return { enc, logits: await Promise.all(ids.map((row) => this.itm({ image: enc, ids: row }, job.submittedAt, () => job.live))) };
-      })]);
-      const cosEmbeds = perImage[0] as Float32Array[];
+      const [textEmbeds, perImage] = await Promise.all([
+        Promise.all(ids.map((row) => this.encodeText(row, job.submittedAt, live))),
+        Promise.all(images.map(async (_, i) => {
+          const enc = await encodings[i];
+          return { enc, logits: await Promise.all(ids.map((row) => this.itm({ image: enc, ids: row }, job.submittedAt, live))) };
+        })),
+      ]);
       const pairs: PairScore[] = [];
-      perImage.slice(1).forEach((r, image) => {
-        const { enc, logits } = r as { enc: ImageEncoding; logits: Array<[number, number]> };
-        logits.forEach((l, text) => pairs.push(pairScore(image, text, l, cosine(enc.embeds, cosEmbeds[text]))));
+      perImage.forEach(({ enc, logits }, image) => {
+        logits.forEach((l, text) => pairs.push(pairScore(image, text, l, cosine(enc.embeds, textEmbeds[text]))));
       });
       return { pairs };
     });
