@@ -304,6 +304,8 @@ describe('ScoringEngine (tiny model)', () => {
 
       await assert.rejects(engine.score({ images: [{ bytes: Buffer.from('GIF89a garbage'), label: 'upload.gif' }], texts: ['x'] }),
         (e) => e instanceof ImageError && !(e instanceof ImageTooLargeError) && e.message.startsWith('upload.gif: '));
+      await assert.rejects(engine.embedImages([{ bytes: new Uint8Array(0), label: 'empty.png' }]),
+        (e) => e instanceof ImageError && e.message === 'empty.png: image is empty (0 bytes)');
       await assert.rejects(engine.score({ images: [{ bytes: hugePngHeader() }], texts: ['x'] }),
         (e) => e instanceof ImageTooLargeError && e.message.startsWith('images[0]: image is 30000x30000'));
       await assert.rejects(engine.score({ images: [{ bytes: good }], texts: ['ok', ''] }), /texts\[1\] is empty/);
