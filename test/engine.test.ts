@@ -317,8 +317,11 @@ describe('ScoringEngine (tiny model)', () => {
     }
   });
 
-  test('close finishes the jobs in flight, then refuses new ones', async () => {
-    const engine = new ScoringEngine(model);
+  test('close finishes the jobs in flight, then refuses new ones (event hooks that throw break nothing)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    const engine = new ScoringEngine(model, { events: { batch: () => { throw new Error('observer bug'); }, cache: () => { throw new Error('observer bug'); } } });
     const pngs = await Promise.all([70, 71, 72, 73].map(syntheticPng));
     const inFlight = pngs.map((bytes) => engine.score({ images: [{ bytes }], texts: ['x', 'y'] }));
     const closed = engine.close();
@@ -329,6 +332,8 @@ describe('ScoringEngine (tiny model)', () => {
       for (const p of r.pairs) assertClose(p, await ref(pngs[i], `syn-close${i}`, ['x', 'y'][p.text]), `job ${i}`);
     }
     await engine.close();
+    process.off('warning', onWarning);
+    assert.ok(warnings.some((w) => w.includes('observer bug')));
     // The model is still usable after the engine is closed.
     assert.equal((await model.encodeTexts(model.processor.tokenize(['still here']))).count, 1);
   });

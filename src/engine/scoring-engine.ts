@@ -52,7 +52,7 @@ export class ScoringEngine implements Engine {
     this.options = resolveOptions(options, availableParallelism());
     const backend: ModelBackend = model instanceof ModelHost ? model : inProcessBackend(model);
     this.backend = backend;
-    const events = options.events ?? {};
+    const events = guarded(options.events ?? {});
     this.jobs = new JobTracker(this.options.maxQueue, this.options.deadlineMs);
     this.lane = new ModelLane({ maxBatch: this.options.maxBatch, maxWaitMs: this.options.maxWaitMs, onBatch: events.batch });
     const vision = this.lane.stage('vision', (pixels: Float32Array[]) => backend.vision(pixels));
@@ -206,6 +206,18 @@ export class ScoringEngine implements Engine {
       return p;
     });
   }
+}
+
+/** Observers must not break the engine: a throwing hook would leave a batch's callers waiting forever. */
+function guarded(events: EngineEvents): EngineEvents {
+  const call = <A extends unknown[]>(hook: ((...args: A) => void) | undefined) => hook && ((...args: A) => {
+    try {
+      hook(...args);
+    } catch (e) {
+      process.emitWarning(`a ScoringEngine event hook threw: ${(e as Error)?.message ?? String(e)}`);
+    }
+  });
+  return { batch: call(events.batch), cache: call(events.cache) };
 }
 
 interface PairGroup {
