@@ -2,11 +2,16 @@ import type * as ort from 'onnxruntime-node';
 import { type BlipConfig, readBlipConfig, visionTokens } from '../checkpoint/config.js';
 import { type ResolveOptions, resolveCheckpoint } from '../checkpoint/hub.js';
 import { type CheckpointWeights, openWeights } from '../checkpoint/weights.js';
+import type { DerivedWeights } from '../checkpoint/derived-weights.js';
+import { type Dtype, parseDtype } from '../checkpoint/dtype.js';
 import { BlipError, UsageError } from '../errors.js';
 import type { BuiltGraph } from '../graph/builder.js';
-import { buildCrossKVGraph, buildTextGraph, buildVisionGraph, crossKeyName, crossValueName, USE_IMAGE } from '../graph/blip-graphs.js';
+import { crossKeyName, crossValueName, USE_IMAGE } from '../graph/blip-graphs.js';
+import { buildBlipGraphs } from '../graph/precision.js';
 import { BlipProcessor } from '../preprocessing/processor.js';
-import { boolTensor, floatTensor, GraphSession, int64Tensor, type RuntimeOptions } from '../runtime/session.js';
+import {
+  assertWebGpuShaderF16, boolTensor, floatTensor, GraphSession, halfTensor, int64Tensor, type RuntimeOptions,
+} from '../runtime/session.js';
 import { type BlipInputs, rows, type Tensor } from './tensors.js';
 
 /** BLIP's `[ENC]` id, fixed by the 30524-row embedding of every released checkpoint. */
@@ -20,6 +25,16 @@ export interface FromPretrainedOptions extends RuntimeOptions, ResolveOptions {
   visionBatchSize?: number;
   /** Captions per text or ITM run. */
   textBatchSize?: number;
+  /**
+   * 'fp32' (default), 'fp16' (float16 end to end) or 'int8' (dynamically quantized linears;
+   * 'q8' is an alias). See README, "Precision".
+   */
+  dtype?: Dtype | 'q8';
+  /**
+   * Where fp16/int8 weights converted from the checkpoint are cached (default
+   * `$XDG_CACHE_HOME/blip-itm/weights`, else `~/.cache/blip-itm/weights`).
+   */
+  weightsCacheDir?: string;
 }
 
 export interface ForwardOptions {
@@ -73,25 +88,23 @@ export class BlipForImageTextRetrieval {
   private constructor(
     readonly config: BlipConfig,
     readonly processor: BlipProcessor,
-    readonly source: { id: string; dir: string; weights: CheckpointWeights },
+    readonly source: { id: string; dir: string; weights: CheckpointWeights; derived?: DerivedWeights },
     readonly graphs: Record<keyof Sessions, BuiltGraph>,
     private readonly sessions: Sessions,
     private readonly options: FromPretrainedOptions,
+    /** The precision the graphs run in. */
+    readonly dtype: Dtype,
   ) {}
 
   static async fromPretrained(idOrPath: string, options: FromPretrainedOptions = {}): Promise<BlipForImageTextRetrieval> {
+    const dtype = parseDtype(options.dtype);
     const resolved = await resolveCheckpoint(idOrPath, options);
     const config = await readBlipConfig(`${resolved.dir}/config.json`);
     const weights = await openWeights(resolved.dir);
     const processor = await BlipProcessor.fromFolder(resolved.dir);
-    const label = weights.file;
-    const graphs = {
-      vision: buildVisionGraph(config, weights.tensors, label),
-      text: buildTextGraph(config, weights.tensors, label),
-      crossKV: buildCrossKVGraph(config, weights.tensors, label),
-    };
-    const sessions = await createSessions(graphs, options);
-    return new BlipForImageTextRetrieval(config, processor, { id: idOrPath, dir: resolved.dir, weights }, graphs, sessions, options);
+    const { graphs, derived } = await buildBlipGraphs(config, weights, dtype, options.weightsCacheDir);
+    const sessions = await createSessions(graphs, { ...options, dtype });
+    return new BlipForImageTextRetrieval(config, processor, { id: idOrPath, dir: resolved.dir, weights, derived }, graphs, sessions, options, dtype);
   }
 
   /** Number of vision-encoder runs so far (tests assert that encodings are reused). */
@@ -132,7 +145,9 @@ export class BlipForImageTextRetrieval {
     for (let start = 0; start < n; start += step) {
       const end = Math.min(n, start + step);
       const chunk = rows(pixelValues, start, end);
-      const out = await this.sessions.vision.run({ pixel_values: floatTensor(chunk.data, chunk.dims) });
+      // fp16 takes pixel_values as float16, as the model card's `.to("cuda", torch.float16)`.
+      const pixels = this.dtype === 'fp16' ? halfTensor(chunk.data, chunk.dims) : floatTensor(chunk.data, chunk.dims);
+      const out = await this.sessions.vision.run({ pixel_values: pixels });
       states.set(out.vision_states.data as Float32Array, start * tokens * v.hidden_size);
       embeds.set(out.image_embeds.data as Float32Array, start * this.config.image_text_hidden_size);
     }
@@ -322,9 +337,10 @@ export class BlipForImageTextRetrieval {
       const t = this.config.text_config;
       const headDim = t.hidden_size / t.num_attention_heads;
       const feeds: Record<string, ort.Tensor> = { [USE_IMAGE]: boolTensor(false) };
+      const zeros = (dims: number[]) => (this.dtype === 'fp16' ? halfTensor(new Float32Array(t.hidden_size), dims) : floatTensor(new Float32Array(t.hidden_size), dims));
       for (let i = 0; i < t.num_hidden_layers; i++) {
-        feeds[crossKeyName(i)] = floatTensor(new Float32Array(t.hidden_size), [1, t.num_attention_heads, headDim, 1]);
-        feeds[crossValueName(i)] = floatTensor(new Float32Array(t.hidden_size), [1, t.num_attention_heads, 1, headDim]);
+        feeds[crossKeyName(i)] = zeros([1, t.num_attention_heads, headDim, 1]);
+        feeds[crossValueName(i)] = zeros([1, t.num_attention_heads, 1, headDim]);
       }
       this.placeholderFeeds = feeds;
     }
@@ -371,7 +387,8 @@ export class BlipForImageTextRetrieval {
  * weights, single-threaded per session. ORT maps the checkpoint and frees each mapping once a
  * weight is packed, so this adds no peak memory. If one fails, the others are released.
  */
-async function createSessions(graphs: Record<keyof Sessions, BuiltGraph>, options: RuntimeOptions): Promise<Sessions> {
+async function createSessions(graphs: Record<keyof Sessions, BuiltGraph>, options: RuntimeOptions & { dtype: Dtype }): Promise<Sessions> {
+  if (options.executionProvider === 'webgpu' && options.dtype === 'fp16') await assertWebGpuShaderF16();
   const keys = Object.keys(graphs) as Array<keyof Sessions>;
   const settled = await Promise.allSettled(keys.map((k) => GraphSession.create(graphs[k], options)));
   const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -1,0 +1,42 @@
+import type { BlipConfig } from '../checkpoint/config.js';
+import { type DerivedWeights, PlanningIndex, prepareDerivedWeights } from '../checkpoint/derived-weights.js';
+import type { Dtype } from '../checkpoint/dtype.js';
+import type { TensorIndex } from '../checkpoint/tensor-info.js';
+import { buildCrossKVGraph, buildTextGraph, buildVisionGraph } from './blip-graphs.js';
+import type { BuiltGraph } from './builder.js';
+
+export interface BlipGraphs {
+  vision: BuiltGraph;
+  text: BuiltGraph;
+  crossKV: BuiltGraph;
+}
+
+function build(config: BlipConfig, tensors: TensorIndex, label: string, dtype: Dtype): BlipGraphs {
+  return {
+    vision: buildVisionGraph(config, tensors, label, dtype),
+    text: buildTextGraph(config, tensors, label, dtype),
+    crossKV: buildCrossKVGraph(config, tensors, label, dtype),
+  };
+}
+
+/**
+ * The three BLIP graphs in `dtype`. fp32 reads the checkpoint in place. fp16 and int8 build the
+ * graphs once against a planning index to learn which converted tensors they use, have those
+ * derived (or found in the cache, or read in place when the checkpoint already holds them), and
+ * build again against the result. Graph building takes milliseconds; the conversion runs once per
+ * checkpoint and dtype.
+ */
+export async function buildBlipGraphs(
+  config: BlipConfig,
+  weights: { tensors: TensorIndex; file: string },
+  dtype: Dtype,
+  cacheDir?: string,
+): Promise<{ graphs: BlipGraphs; derived?: DerivedWeights }> {
+  if (dtype === 'fp32') return { graphs: build(config, weights.tensors, weights.file, dtype) };
+  const plan = new PlanningIndex(weights.tensors);
+  build(config, plan, weights.file, dtype);
+  const files = new Set<string>();
+  for (const t of weights.tensors.values()) files.add(t.file);
+  const derived = await prepareDerivedWeights(plan, { dtype, cacheDir, checkpointFiles: files.size > 0 ? [...files] : [weights.file] });
+  return { graphs: build(config, derived.tensors, derived.file ?? weights.file, dtype), derived };
+}
