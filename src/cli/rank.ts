@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { BlipError, UsageError } from '../errors.js';
 import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import { DEFAULT_RERANK, rankCaptions } from '../retrieval/rank-captions.js';
-import { assertReadableImages, HELP, MODEL_OPTIONS, parseItmTextStart, runtimeOptions, usageErrors } from './args.js';
+import { assertReadableImages, HELP, MODEL_OPTIONS, parseItmTextStart, prepareDevice, runtimeOptions, usageErrors } from './args.js';
 import { formatTable, type Reporter } from './output.js';
 
 export const RANK_HELP = `Usage: blip-itm rank --image <path> --texts <file|-> [options]
@@ -78,6 +78,7 @@ export async function rankCommand(argv: string[], reporter: Reporter): Promise<s
   const rerank = parseCount('rerank', values.rerank, 0);
   const start = parseItmTextStart(values['itm-text-start']);
   const runtime = runtimeOptions(values);
+  await prepareDevice(runtime);
 
   let content: string;
   if (values.texts === '-') {

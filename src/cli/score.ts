@@ -2,7 +2,7 @@ import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import { matchProbability } from '../model/tensors.js';
 import { UsageError } from '../errors.js';
 import { parseArgs } from 'node:util';
-import { assertReadableImages, HELP, MODEL_OPTIONS, parseItmTextStart, runtimeOptions, usageErrors } from './args.js';
+import { assertReadableImages, HELP, MODEL_OPTIONS, parseItmTextStart, prepareDevice, runtimeOptions, usageErrors } from './args.js';
 import { formatTable, type Reporter } from './output.js';
 
 export const SCORE_HELP = `Usage: blip-itm score --image <path>... --text <caption>... [options]
@@ -42,6 +42,7 @@ export async function scoreCommand(argv: string[], reporter: Reporter): Promise<
   if (texts.length === 0) throw new UsageError('score: give at least one --text <caption>');
   const start = parseItmTextStart(values['itm-text-start']);
   const runtime = runtimeOptions(values);
+  await prepareDevice(runtime);
   await assertReadableImages(images);
   reporter.status(`loading ${values.model} ...`);
   const model = await BlipForImageTextRetrieval.fromPretrained(values.model, {

@@ -4,6 +4,7 @@ import { fingerprintWeights } from '../checkpoint/fingerprint.js';
 import { parseModelReference, type ResolveOptions, resolveCheckpoint } from '../checkpoint/hub.js';
 import type { TensorIndex } from '../checkpoint/tensor-info.js';
 import { openWeights } from '../checkpoint/weights.js';
+import { type Dtype, parseDtype } from '../checkpoint/dtype.js';
 import { BlipForImageTextRetrieval, type FromPretrainedOptions } from '../model/blip-itm.js';
 
 // Moved to the checkpoint layer so weight conversion can key its cache on it; re-exported for callers.
@@ -31,6 +32,8 @@ export interface ModelIdentity {
   dims: number;
   /** The vision encoder's input size (pixels per side). */
   imageSize: number;
+  /** The precision the features were computed in; absent in indexes made before dtypes existed (= fp32). */
+  dtype?: Dtype;
 }
 
 function weightFiles(tensors: TensorIndex, fallback: string): string[] {
@@ -57,18 +60,20 @@ export async function modelIdentity(model: BlipForImageTextRetrieval): Promise<M
     fingerprint,
     dims: model.config.image_text_hidden_size,
     imageSize: model.config.vision_config.image_size,
+    dtype: model.dtype,
   };
 }
 
 /** Whether features from `a` and `b` may be compared or mixed. */
 export function sameModel(a: ModelIdentity, b: ModelIdentity): boolean {
-  return a.fingerprint === b.fingerprint && a.dims === b.dims;
+  return a.fingerprint === b.fingerprint && a.dims === b.dims && (a.dtype ?? 'fp32') === (b.dtype ?? 'fp32');
 }
 
 /** One line naming a model for error messages. */
 export function describeIdentity(m: ModelIdentity): string {
   const at = m.commit ? `@${m.commit.slice(0, 10)}` : m.revision ? `@${m.revision}` : '';
-  return `${m.model}${at} (${m.weightsFile}, ${m.dims}-d features, ${m.fingerprint.replace(/^.*:/, '').slice(0, 12)})`;
+  const dtype = m.dtype && m.dtype !== 'fp32' ? `, ${m.dtype}` : '';
+  return `${m.model}${at} (${m.weightsFile}, ${m.dims}-d features${dtype}, ${m.fingerprint.replace(/^.*:/, '').slice(0, 12)})`;
 }
 
 /**
@@ -99,6 +104,7 @@ export async function lazyModel(idOrPath: string, options: FromPretrainedOptions
     fingerprint,
     dims: config.image_text_hidden_size,
     imageSize: config.vision_config.image_size,
+    dtype: parseDtype(options.dtype),
   };
   return {
     identity,

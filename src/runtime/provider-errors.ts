@@ -29,7 +29,8 @@ export function providerError(graph: string, ep: string, dtype: Dtype, e: unknow
   else if (ep === 'webgpu' && dtype === 'fp16' && isMissingShaderF16(e)) text = WEBGPU_NO_F16;
   else if (ep === 'cuda') text = `${CUDA_HINT} (${lastClause(message)})`;
   else text = lastClause(message);
-  return new BlipError(`could not create the ${graph} session on ${ep}: ${text}`, { cause: e });
+  const where = graph === 'probe' ? `--device ${ep}` : `could not create the ${graph} session on ${ep}`;
+  return new BlipError(`${where}: ${text}`, { cause: e });
 }
 
 function lastClause(message: string): string {

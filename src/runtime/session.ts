@@ -39,12 +39,10 @@ export class GraphSession {
       // Left at 0, onnxruntime-node ran on one thread on a 2-vCPU VM: half the GEMM rate.
       intraOpNumThreads: options.intraOpThreads ?? availableParallelism(),
     };
-    if (graph.weightsFolder) {
-      // onnxruntime-node passes `extra` through as session config entries.
-      (sessionOptions as Record<string, unknown>).extra = {
-        session: { model_external_initializers_file_folder_path: graph.weightsFolder },
-      };
-    }
+    const extra: Record<string, Record<string, string>> = {};
+    // onnxruntime-node passes `extra` through as session config entries.
+    if (graph.weightsFolder) extra.session = { model_external_initializers_file_folder_path: graph.weightsFolder };
+    if (Object.keys(extra).length > 0) (sessionOptions as Record<string, unknown>).extra = extra;
     try {
       return new GraphSession(graph.name, await ort.InferenceSession.create(graph.bytes, sessionOptions));
     } catch (e) {
