@@ -26,15 +26,16 @@ export async function cardJob(model: BlipForImageTextRetrieval, image: string): 
 }
 
 /**
- * As a script (`card-job.ts <dir> <image> [threads] [dtype]`): one fresh process loads the model (a) and runs the job once, cold (what a
+ * As a script (`card-job.ts <dir> <image> [threads] [dtype] [weights cache]`): one fresh process loads the model (a) and runs the job once, cold (what a
  * one-shot CLI call pays); prints the timings and the process's peak resident memory (f).
  */
 if (process.argv[1]?.endsWith('card-job.ts')) {
-  const [dir, image, threads, dtype] = process.argv.slice(2);
+  const [dir, image, threads, dtype, weightsCacheDir] = process.argv.slice(2);
   const t0 = performance.now();
   const model = await BlipForImageTextRetrieval.fromPretrained(dir, {
     ...(threads ? { intraOpThreads: Number(threads) } : {}),
     ...(dtype ? { dtype: dtype as 'fp32' | 'fp16' | 'int8' } : {}),
+    ...(weightsCacheDir ? { weightsCacheDir } : {}),
   });
   const loadS = (performance.now() - t0) / 1000;
   const t1 = performance.now();
