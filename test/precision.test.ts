@@ -32,8 +32,9 @@ function probs(logits: ArrayLike<number>): number[] {
 }
 
 for (const name of ['tiny', 'tiny-384'] as const) {
-  for (const dtype of ['fp16', 'int8'] as const) {
-    describe(`${name} in ${dtype} against the fp32 goldens`, () => {
+  for (const variant of ['fp16', 'fp16-half-activations', 'int8'] as const) {
+    const dtype = variant === 'int8' ? 'int8' : 'fp16';
+    describe(`${name} in ${variant} against the fp32 goldens`, () => {
       const dir = `${FIXTURES}/models/${name}`;
       const goldenName = `model_${name}.safetensors`;
       const pairs = manifestEntry(goldenName, 'itm/logits');
@@ -42,7 +43,8 @@ for (const name of ['tiny', 'tiny-384'] as const) {
       let model: BlipForImageTextRetrieval;
       let golden: Awaited<ReturnType<typeof goldenFile>>;
       before(async () => {
-        model = await BlipForImageTextRetrieval.fromPretrained(dir, { dtype, weightsCacheDir: cacheDir });
+        // fp16-half-activations: the float16-end-to-end graphs GPU providers run, here on CPU.
+        model = await BlipForImageTextRetrieval.fromPretrained(dir, { dtype, weightsCacheDir: cacheDir, halfActivations: variant === 'fp16-half-activations' });
         golden = await goldenFile(goldenName);
       });
       after(() => model.dispose());
@@ -55,7 +57,7 @@ for (const name of ['tiny', 'tiny-384'] as const) {
         const probDiff = maxAbsDiff(probs(itm.data), probs(expected));
         const cos = await model.forward(inputs, { useItmHead: false });
         const cosDiff = maxAbsDiff(cos.data, (await golden('cos/matrix')).data as Float32Array);
-        console.log(`# ${name} ${dtype}: max |prob diff| ${probDiff.toExponential(2)}, max |cosine diff| ${cosDiff.toExponential(2)}`);
+        console.log(`# ${name} ${variant}: max |prob diff| ${probDiff.toExponential(2)}, max |cosine diff| ${cosDiff.toExponential(2)}`);
         assert.ok(probDiff <= BOUNDS[dtype].prob, `ITM probability max abs diff ${probDiff}`);
         assert.ok(cosDiff <= BOUNDS[dtype].cos, `cosine max abs diff ${cosDiff}`);
       });
@@ -76,14 +78,39 @@ for (const name of ['tiny', 'tiny-384'] as const) {
         }
       });
 
+      if (variant === 'fp16-half-activations') {
+        test('float16 end to end: pixels, cross-attention keys/values and the text graph\'s cross inputs are float16', () => {
+          assert.equal(model.graphs.text.halfActivations, true);
+          assert.equal(model.graphs.vision.castsWeights, false);
+        });
+      } else if (variant === 'fp16') {
+        test('on CPU: float16 weights cast per call to float32 arithmetic, not folded into float32 copies', () => {
+          assert.equal(model.graphs.text.halfActivations, false);
+          assert.equal(model.graphs.vision.castsWeights, true);
+        });
+      }
       if (dtype === 'fp16') {
-        test('rank orders the captions of every fixture image as fp32 does', async () => {
+        // Identical order, except that captions whose fp32 ITM margins (l1 - l0) lie closer than
+        // NEAR_TIE may swap: fp16 moves margins by up to ~8e-3 here, and tiny-384 has two captions
+        // of the cat image 2e-4 apart, which the CPU fp16 path swaps (README "Precision").
+        test('rank orders the captions of every fixture image as fp32 does (near-ties aside)', async () => {
+          const NEAR_TIE = 0.01;
           const fp32 = await BlipForImageTextRetrieval.fromPretrained(dir);
           try {
             for (const image of new Set(images)) {
-              const a = (await rankCaptions(fp32, image, texts)).map((r) => r.index);
+              const a = await rankCaptions(fp32, image, texts);
               const b = (await rankCaptions(model, image, texts)).map((r) => r.index);
-              assert.deepEqual(b, a, image);
+              const key = new Map(a.map((r) => [r.index, r.itmLogits![1] - r.itmLogits![0]]));
+              for (let i = 0; i < a.length; i++) {
+                for (let j = i + 1; j < a.length; j++) {
+                  const [x, y] = [a[i].index, a[j].index];
+                  if (b.indexOf(x) > b.indexOf(y)) {
+                    const gap = Math.abs(key.get(x)! - key.get(y)!);
+                    console.log(`# ${name} ${variant} ${image}: captions ${x} and ${y} swapped, fp32 margins ${gap.toExponential(1)} apart`);
+                    assert.ok(gap < NEAR_TIE, `${image}: captions ${x} and ${y} swapped though ${gap} apart`);
+                  }
+                }
+              }
             }
           } finally {
             await fp32.dispose();

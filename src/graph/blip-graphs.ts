@@ -24,12 +24,20 @@ import { DataType } from './onnx-proto.js';
 const F = DataType.FLOAT;
 const I64 = DataType.INT64;
 
-export function buildVisionGraph(config: BlipConfig, weights: TensorIndex, label: string, dtype: Dtype = 'fp32'): BuiltGraph {
+/** How the graphs compute: `dtype`, and for fp16 whether activations are float16 too (GPU providers) or float32 (CPU). */
+export interface GraphPrecision {
+  dtype: Dtype;
+  activations?: 'fp16' | 'fp32';
+}
+
+export function buildVisionGraph(config: BlipConfig, weights: TensorIndex, label: string, precision: GraphPrecision = { dtype: 'fp32' }): BuiltGraph {
   const v = config.vision_config;
-  const g = new GraphBuilder('blip_vision', weights, label, dtype);
+  const g = new GraphBuilder('blip_vision', weights, label, precision.dtype, precision.activations);
   const D = v.hidden_size;
   const tokens = visionTokens(v);
-  const pixels = g.input('pixel_values', g.float, ['batch', v.num_channels, v.image_size, v.image_size]);
+  const pixelType = precision.dtype === 'fp16' ? DataType.FLOAT16 : F;
+  const pixelsIn = g.input('pixel_values', pixelType, ['batch', v.num_channels, v.image_size, v.image_size]);
+  const pixels = pixelType === g.float ? pixelsIn : g.op('Cast', [pixelsIn], { to: g.float });
 
   // BlipVisionEmbeddings: conv patches, class token first, learned positions.
   const conv = g.op('Conv', [
@@ -70,9 +78,9 @@ export function buildVisionGraph(config: BlipConfig, weights: TensorIndex, label
   return g.build();
 }
 
-export function buildCrossKVGraph(config: BlipConfig, weights: TensorIndex, label: string, dtype: Dtype = 'fp32'): BuiltGraph {
+export function buildCrossKVGraph(config: BlipConfig, weights: TensorIndex, label: string, precision: GraphPrecision = { dtype: 'fp32' }): BuiltGraph {
   const t = config.text_config;
-  const g = new GraphBuilder('blip_cross_kv', weights, label, dtype);
+  const g = new GraphBuilder('blip_cross_kv', weights, label, precision.dtype, precision.activations);
   const tokens = visionTokens(config.vision_config);
   const states = g.fromFloat32(g.input('vision_states', F, ['image_batch', tokens, t.encoder_hidden_size]));
   const heads = t.num_attention_heads;
@@ -97,9 +105,9 @@ export const crossValueName = (layer: number): string => `cross_value.${layer}`;
  * the image's keys/values in every layer (ITM: `itm_logits`). The mode is an If per layer around
  * the cross-attention block; a unimodal call feeds dummy keys/values that are never read.
  */
-export function buildTextGraph(config: BlipConfig, weights: TensorIndex, label: string, dtype: Dtype = 'fp32'): BuiltGraph {
+export function buildTextGraph(config: BlipConfig, weights: TensorIndex, label: string, precision: GraphPrecision = { dtype: 'fp32' }): BuiltGraph {
   const t = config.text_config;
-  const g = new GraphBuilder('blip_text', weights, label, dtype);
+  const g = new GraphBuilder('blip_text', weights, label, precision.dtype, precision.activations);
   const heads = t.num_attention_heads;
   const headDim = t.hidden_size / heads;
   const useImage = g.input(USE_IMAGE, DataType.BOOL, [1]);

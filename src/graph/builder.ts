@@ -26,6 +26,13 @@ export interface BuiltGraph {
   name: string;
   bytes: Uint8Array;
   weightsFolder: string | undefined;
+  /**
+   * float16 weights feeding float32 arithmetic through Casts that must run per call: folded at
+   * load, onnxruntime would hold float32 copies of every weight (see GraphSession).
+   */
+  castsWeights?: boolean;
+  /** Whether activations (and so the cross-attention key/value inputs and outputs) are float16. */
+  halfActivations?: boolean;
   /** Checkpoint tensors referenced, for tests and for diagnostics. */
   externalTensors: Array<{ name: string; location: string; offset: number; length: number }>;
 }
@@ -45,20 +52,24 @@ export class GraphBuilder {
   private weightsFolder: string | undefined;
   private counter = 0;
   private usesMsDomain = false;
-  /** Element type of activations: float16 for dtype fp16, else float32. */
+  /** Element type of activations: float16 for dtype fp16 (unless asked for float32), else float32. */
   readonly float: DataType;
+  private castsWeights = false;
 
   /**
    * `dtype` fp32 reads `weights` (the checkpoint) in place; fp16 and int8 ask it for derived
    * tensors (`f16:`, `f32:`, `q8t:`, `q8s:` names, see checkpoint/derived-weights.ts).
+   * `activations` 'fp32' with dtype fp16 keeps float16 weights but computes in float32, for
+   * execution providers without float16 kernels (onnxruntime's CPU provider on x86).
    */
   constructor(
     readonly name: string,
     private readonly weights: TensorIndex,
     private readonly checkpointLabel: string,
     readonly dtype: Dtype = 'fp32',
+    activations: 'fp16' | 'fp32' = dtype === 'fp16' ? 'fp16' : 'fp32',
   ) {
-    this.float = dtype === 'fp16' ? DataType.FLOAT16 : DataType.FLOAT;
+    this.float = activations === 'fp16' ? DataType.FLOAT16 : DataType.FLOAT;
   }
 
   input(name: string, elemType: DataType, shape: Array<number | string>): string {
@@ -117,6 +128,7 @@ export class GraphBuilder {
     // the activation type when the checkpoint stores another one (bf16, fp64).
     const keep = dataType === this.float || dataType === DataType.INT8 || lookupName.startsWith('q8s:');
     const value = keep ? initName : this.op('Cast', [initName], { to: this.float });
+    if (!keep && dataType === DataType.FLOAT16) this.castsWeights = true;
     this.weightCache.set(lookupName, value);
     return value;
   }
@@ -285,6 +297,7 @@ export class GraphBuilder {
       opsets,
       graph: { name: this.name, nodes: this.nodes, initializers: this.initializers, inputs: this.inputs, outputs: this.outputs },
     });
-    return { name: this.name, bytes, weightsFolder: this.weightsFolder, externalTensors: this.external };
+    return { name: this.name, bytes, weightsFolder: this.weightsFolder, externalTensors: this.external, castsWeights: this.castsWeights,
+      halfActivations: this.float === DataType.FLOAT16 };
   }
 }

@@ -2,7 +2,7 @@ import type { BlipConfig } from '../checkpoint/config.js';
 import { type DerivedWeights, PlanningIndex, prepareDerivedWeights } from '../checkpoint/derived-weights.js';
 import type { Dtype } from '../checkpoint/dtype.js';
 import type { TensorIndex } from '../checkpoint/tensor-info.js';
-import { buildCrossKVGraph, buildTextGraph, buildVisionGraph } from './blip-graphs.js';
+import { buildCrossKVGraph, buildTextGraph, buildVisionGraph, type GraphPrecision } from './blip-graphs.js';
 import type { BuiltGraph } from './builder.js';
 
 export interface BlipGraphs {
@@ -11,11 +11,11 @@ export interface BlipGraphs {
   crossKV: BuiltGraph;
 }
 
-function build(config: BlipConfig, tensors: TensorIndex, label: string, dtype: Dtype): BlipGraphs {
+function build(config: BlipConfig, tensors: TensorIndex, label: string, precision: GraphPrecision): BlipGraphs {
   return {
-    vision: buildVisionGraph(config, tensors, label, dtype),
-    text: buildTextGraph(config, tensors, label, dtype),
-    crossKV: buildCrossKVGraph(config, tensors, label, dtype),
+    vision: buildVisionGraph(config, tensors, label, precision),
+    text: buildTextGraph(config, tensors, label, precision),
+    crossKV: buildCrossKVGraph(config, tensors, label, precision),
   };
 }
 
@@ -30,13 +30,14 @@ export async function buildBlipGraphs(
   config: BlipConfig,
   weights: { tensors: TensorIndex; file: string },
   dtype: Dtype,
-  cacheDir?: string,
+  options: { cacheDir?: string; activations?: 'fp16' | 'fp32' } = {},
 ): Promise<{ graphs: BlipGraphs; derived?: DerivedWeights }> {
-  if (dtype === 'fp32') return { graphs: build(config, weights.tensors, weights.file, dtype) };
+  const precision: GraphPrecision = { dtype, activations: options.activations };
+  if (dtype === 'fp32') return { graphs: build(config, weights.tensors, weights.file, precision) };
   const plan = new PlanningIndex(weights.tensors);
-  build(config, plan, weights.file, dtype);
+  build(config, plan, weights.file, precision);
   const files = new Set<string>();
   for (const t of weights.tensors.values()) files.add(t.file);
-  const derived = await prepareDerivedWeights(plan, { dtype, cacheDir, checkpointFiles: files.size > 0 ? [...files] : [weights.file] });
-  return { graphs: build(config, derived.tensors, derived.file ?? weights.file, dtype), derived };
+  const derived = await prepareDerivedWeights(plan, { dtype, cacheDir: options.cacheDir, checkpointFiles: files.size > 0 ? [...files] : [weights.file] });
+  return { graphs: build(config, derived.tensors, derived.file ?? weights.file, precision), derived };
 }

@@ -35,6 +35,12 @@ export interface FromPretrainedOptions extends RuntimeOptions, ResolveOptions {
    * `$XDG_CACHE_HOME/blip-itm/weights`, else `~/.cache/blip-itm/weights`).
    */
   weightsCacheDir?: string;
+  /**
+   * fp16 only: whether activations are float16 too. Default: yes on GPU providers; no on 'cpu',
+   * whose x86 kernels have no float16 MatMul/Add/Softmax (onnxruntime would cast around every node
+   * and keep float32 copies of all weights). `true` on CPU runs the GPU graphs, for testing them.
+   */
+  halfActivations?: boolean;
 }
 
 export interface ForwardOptions {
@@ -102,7 +108,12 @@ export class BlipForImageTextRetrieval {
     const config = await readBlipConfig(`${resolved.dir}/config.json`);
     const weights = await openWeights(resolved.dir);
     const processor = await BlipProcessor.fromFolder(resolved.dir);
-    const { graphs, derived } = await buildBlipGraphs(config, weights, dtype, options.weightsCacheDir);
+    // onnxruntime's CPU provider has no float16 kernels for MatMul, Add, Softmax... on x86: it would
+    // cast around every node and hold float32 copies of all weights. On CPU, fp16 therefore keeps
+    // the float16 weights (half the memory) and computes in float32; GPU providers run float16.
+    const half = options.halfActivations ?? (options.executionProvider ?? 'cpu') !== 'cpu';
+    const activations = dtype === 'fp16' && !half ? 'fp32' : undefined;
+    const { graphs, derived } = await buildBlipGraphs(config, weights, dtype, { cacheDir: options.weightsCacheDir, activations });
     const sessions = await createSessions(graphs, { ...options, dtype });
     return new BlipForImageTextRetrieval(config, processor, { id: idOrPath, dir: resolved.dir, weights, derived }, graphs, sessions, options, dtype);
   }
@@ -337,7 +348,8 @@ export class BlipForImageTextRetrieval {
       const t = this.config.text_config;
       const headDim = t.hidden_size / t.num_attention_heads;
       const feeds: Record<string, ort.Tensor> = { [USE_IMAGE]: boolTensor(false) };
-      const zeros = (dims: number[]) => (this.dtype === 'fp16' ? halfTensor(new Float32Array(t.hidden_size), dims) : floatTensor(new Float32Array(t.hidden_size), dims));
+      const half = this.graphs.text.halfActivations === true;
+      const zeros = (dims: number[]) => (half ? halfTensor(new Float32Array(t.hidden_size), dims) : floatTensor(new Float32Array(t.hidden_size), dims));
       for (let i = 0; i < t.num_hidden_layers; i++) {
         feeds[crossKeyName(i)] = zeros([1, t.num_attention_heads, headDim, 1]);
         feeds[crossValueName(i)] = zeros([1, t.num_attention_heads, 1, headDim]);

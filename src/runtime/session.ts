@@ -42,6 +42,8 @@ export class GraphSession {
     const extra: Record<string, Record<string, string>> = {};
     // onnxruntime-node passes `extra` through as session config entries.
     if (graph.weightsFolder) extra.session = { model_external_initializers_file_folder_path: graph.weightsFolder };
+    // Folding the weight Casts would store a float32 copy of every float16 weight.
+    if (graph.castsWeights) extra.optimization = { disable_specified_optimizers: 'ConstantFolding' };
     if (Object.keys(extra).length > 0) (sessionOptions as Record<string, unknown>).extra = extra;
     try {
       return new GraphSession(graph.name, await ort.InferenceSession.create(graph.bytes, sessionOptions));
