@@ -28,11 +28,19 @@ const I64 = DataType.INT64;
 export interface GraphPrecision {
   dtype: Dtype;
   activations?: 'fp16' | 'fp32';
+  /** Standard MatMul linears, for GPU providers (see GraphBuilder.matmulLinears). */
+  matmulLinears?: boolean;
+}
+
+function builder(name: string, weights: TensorIndex, label: string, precision: GraphPrecision): GraphBuilder {
+  const g = new GraphBuilder(name, weights, label, precision.dtype, precision.activations);
+  g.matmulLinears = precision.matmulLinears ?? false;
+  return g;
 }
 
 export function buildVisionGraph(config: BlipConfig, weights: TensorIndex, label: string, precision: GraphPrecision = { dtype: 'fp32' }): BuiltGraph {
   const v = config.vision_config;
-  const g = new GraphBuilder('blip_vision', weights, label, precision.dtype, precision.activations);
+  const g = builder('blip_vision', weights, label, precision);
   const D = v.hidden_size;
   const tokens = visionTokens(v);
   const pixelType = precision.dtype === 'fp16' ? DataType.FLOAT16 : F;
@@ -80,7 +88,7 @@ export function buildVisionGraph(config: BlipConfig, weights: TensorIndex, label
 
 export function buildCrossKVGraph(config: BlipConfig, weights: TensorIndex, label: string, precision: GraphPrecision = { dtype: 'fp32' }): BuiltGraph {
   const t = config.text_config;
-  const g = new GraphBuilder('blip_cross_kv', weights, label, precision.dtype, precision.activations);
+  const g = builder('blip_cross_kv', weights, label, precision);
   const tokens = visionTokens(config.vision_config);
   const states = g.fromFloat32(g.input('vision_states', F, ['image_batch', tokens, t.encoder_hidden_size]));
   const heads = t.num_attention_heads;
@@ -107,7 +115,7 @@ export const crossValueName = (layer: number): string => `cross_value.${layer}`;
  */
 export function buildTextGraph(config: BlipConfig, weights: TensorIndex, label: string, precision: GraphPrecision = { dtype: 'fp32' }): BuiltGraph {
   const t = config.text_config;
-  const g = new GraphBuilder('blip_text', weights, label, precision.dtype, precision.activations);
+  const g = builder('blip_text', weights, label, precision);
   const heads = t.num_attention_heads;
   const headDim = t.hidden_size / heads;
   const useImage = g.input(USE_IMAGE, DataType.BOOL, [1]);

@@ -55,6 +55,12 @@ export class GraphBuilder {
   /** Element type of activations: float16 for dtype fp16 (unless asked for float32), else float32. */
   readonly float: DataType;
   private castsWeights = false;
+  /**
+   * Linears as MatMul with the weight transposed once at load (constant-folded), instead of
+   * com.microsoft.FusedMatMul reading it transposed in place: GPU providers lack FusedMatMul
+   * (WebGPU leaves every one of them to the CPU), and MatMul is an ONNX standard operator.
+   */
+  matmulLinears = false;
 
   /**
    * `dtype` fp32 reads `weights` (the checkpoint) in place; fp16 and int8 ask it for derived
@@ -213,6 +219,10 @@ export class GraphBuilder {
       return this.op('DynamicQuantizeMatMul', inputs, {}, undefined, MS_DOMAIN);
     }
     const w = this.weight(`${prefix}.weight`, [outFeatures, inFeatures]);
+    if (this.matmulLinears) {
+      const y = this.op('MatMul', [x, this.op('Transpose', [w], { perm: [1, 0] })]);
+      return bias ? this.op('Add', [y, this.weight(`${prefix}.bias`, [outFeatures])]) : y;
+    }
     const y = this.op('FusedMatMul', [x, w], { transA: 0, transB: 1, alpha: new FloatAttr(1) }, undefined, MS_DOMAIN);
     return bias ? this.op('Add', [y, this.weight(`${prefix}.bias`, [outFeatures])]) : y;
   }

@@ -30,9 +30,9 @@ export async function buildBlipGraphs(
   config: BlipConfig,
   weights: { tensors: TensorIndex; file: string },
   dtype: Dtype,
-  options: { cacheDir?: string; activations?: 'fp16' | 'fp32' } = {},
+  options: { cacheDir?: string; activations?: 'fp16' | 'fp32'; matmulLinears?: boolean } = {},
 ): Promise<{ graphs: BlipGraphs; derived?: DerivedWeights }> {
-  const precision: GraphPrecision = { dtype, activations: options.activations };
+  const precision: GraphPrecision = { dtype, activations: options.activations, matmulLinears: options.matmulLinears };
   if (dtype === 'fp32') return { graphs: build(config, weights.tensors, weights.file, precision) };
   const plan = new PlanningIndex(weights.tensors);
   build(config, plan, weights.file, precision);

@@ -113,7 +113,8 @@ export class BlipForImageTextRetrieval {
     // the float16 weights (half the memory) and computes in float32; GPU providers run float16.
     const half = options.halfActivations ?? (options.executionProvider ?? 'cpu') !== 'cpu';
     const activations = dtype === 'fp16' && !half ? 'fp32' : undefined;
-    const { graphs, derived } = await buildBlipGraphs(config, weights, dtype, { cacheDir: options.weightsCacheDir, activations });
+    const matmulLinears = (options.executionProvider ?? 'cpu') !== 'cpu';
+    const { graphs, derived } = await buildBlipGraphs(config, weights, dtype, { cacheDir: options.weightsCacheDir, activations, matmulLinears });
     const sessions = await createSessions(graphs, { ...options, dtype });
     return new BlipForImageTextRetrieval(config, processor, { id: idOrPath, dir: resolved.dir, weights, derived }, graphs, sessions, options, dtype);
   }
