@@ -27,8 +27,9 @@ export function providerError(graph: string, ep: string, dtype: Dtype, e: unknow
   let text: string;
   if (ep === 'webgpu' && /No supported adapters|Failed to get a WebGPU adapter/i.test(message)) text = WEBGPU_NO_ADAPTER;
   else if (ep === 'webgpu' && dtype === 'fp16' && isMissingShaderF16(e)) text = WEBGPU_NO_F16;
-  else if (ep === 'cuda') text = `${CUDA_HINT} (${lastClause(message)})`;
-  else text = lastClause(message);
+  else if (ep === 'cuda') {
+    return new BlipError(`could not create the ${graph} session on cuda (${CUDA_HINT}): ${lastClause(message)}`, { cause: e });
+  } else text = lastClause(message);
   const where = graph === 'probe' ? `--device ${ep}` : `could not create the ${graph} session on ${ep}`;
   return new BlipError(`${where}: ${text}`, { cause: e });
 }
