@@ -84,7 +84,7 @@ for (const name of ['tiny', 'tiny-384'] as const) {
           assert.equal(model.graphs.vision.castsWeights, false);
         });
       } else if (variant === 'fp16') {
-        test('on CPU: float16 weights cast per call to float32 arithmetic, not folded into float32 copies', () => {
+        test('on CPU: float16 weights feed float32 arithmetic through Casts', () => {
           assert.equal(model.graphs.text.halfActivations, false);
           assert.equal(model.graphs.vision.castsWeights, true);
         });

@@ -42,12 +42,6 @@ export class GraphSession {
     const extra: Record<string, Record<string, string>> = {};
     // onnxruntime-node passes `extra` through as session config entries.
     if (graph.weightsFolder) extra.session = { model_external_initializers_file_folder_path: graph.weightsFolder };
-    if (graph.castsWeights) {
-      // Folding the weight Casts would store a float32 copy of every float16 weight. Level 'all'
-      // folds them even with ConstantFolding off (its layout pass); 'extended' keeps the fusions.
-      extra.optimization = { disable_specified_optimizers: 'ConstantFolding' };
-      sessionOptions.graphOptimizationLevel = 'extended';
-    }
     if (Object.keys(extra).length > 0) (sessionOptions as Record<string, unknown>).extra = extra;
     try {
       return new GraphSession(graph.name, await ort.InferenceSession.create(graph.bytes, sessionOptions));
