@@ -26,17 +26,25 @@ export async function cardJob(model: BlipForImageTextRetrieval, image: string): 
 }
 
 /**
- * As a script: one fresh process loads the model (a) and runs the job once, cold (what a
+ * As a script (`card-job.ts <dir> <image> [threads] [dtype] [weights cache]`): one fresh process loads the model (a) and runs the job once, cold (what a
  * one-shot CLI call pays); prints the timings and the process's peak resident memory (f).
  */
 if (process.argv[1]?.endsWith('card-job.ts')) {
-  const [dir, image, threads] = process.argv.slice(2);
+  const [dir, image, threads, dtype, weightsCacheDir] = process.argv.slice(2);
   const t0 = performance.now();
-  const model = await BlipForImageTextRetrieval.fromPretrained(dir, threads ? { intraOpThreads: Number(threads) } : {});
+  const model = await BlipForImageTextRetrieval.fromPretrained(dir, {
+    ...(threads ? { intraOpThreads: Number(threads) } : {}),
+    ...(dtype ? { dtype: dtype as 'fp32' | 'fp16' | 'int8' } : {}),
+    ...(weightsCacheDir ? { weightsCacheDir } : {}),
+  });
   const loadS = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   await cardJob(model, image);
   const coldS = (performance.now() - t1) / 1000;
   await model.dispose();
-  process.stdout.write(`${JSON.stringify({ load_s: loadS, card_job_cold_s: coldS, peak_rss_mb: process.resourceUsage().maxRSS / 1024 })}\n`);
+  const derived = model.source.derived;
+  process.stdout.write(`${JSON.stringify({
+    load_s: loadS, card_job_cold_s: coldS, peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    converted_s: derived?.seconds ?? 0, converted_written: derived?.written ?? false,
+  })}\n`);
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { readBlipConfig } from '../src/checkpoint/config.js';
@@ -9,6 +9,7 @@ import { measureGemmGflops } from './gemm.js';
 import { visionFlopsPerImage } from './flops.js';
 import { writeRandomCheckpoint } from './random-checkpoint.js';
 import { cardJob } from './card-job.js';
+import { agreement, scoreGrid } from './agreement.js';
 
 /**
  * npm run bench [-- --json] [--runs N] [--threads N]
@@ -59,11 +60,20 @@ const image = 'test/fixtures/images/coco_000000039769.png';
 // (a), (f): fresh processes, as a one-shot CLI call would be. The first one is the warm-up that
 // also brings the checkpoint into the page cache.
 log('model load + one cold card job (fresh process each) ...');
-const childRuns: Array<{ load_s: number; card_job_cold_s: number; peak_rss_mb: number }> = [];
-for (let i = 0; i <= runs; i++) {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/card-job.ts', dir, image, ...(threads ? [String(threads)] : [])], { encoding: 'utf8' });
-  if (i > 0) childRuns.push(JSON.parse(out.trim().split('\n').pop()!));
+interface ChildRun { load_s: number; card_job_cold_s: number; peak_rss_mb: number; converted_s: number; converted_written: boolean }
+// fp16/int8 weights are derived into this cache; emptied first, so the warm-up run measures the
+// one-time conversion (later runs reuse it, as every load after the first does).
+const weightsCache = `${dir}-weights-cache`;
+rmSync(weightsCache, { recursive: true, force: true });
+function freshProcessRuns(dtype: string, n: number): { warmUp: ChildRun; runs: ChildRun[] } {
+  const all: ChildRun[] = [];
+  for (let i = 0; i <= n; i++) {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/card-job.ts', dir, image, threads ? String(threads) : '', dtype, weightsCache], { encoding: 'utf8' });
+    all.push(JSON.parse(out.trim().split('\n').pop()!));
+  }
+  return { warmUp: all[0], runs: all.slice(1) };
 }
+const childRuns = freshProcessRuns('fp32', runs).runs;
 
 const config = await readBlipConfig(join(dir, 'config.json'));
 // visionBatchSize 4 so that (b) can measure batch 4; the library's default is 1.
@@ -91,7 +101,39 @@ log('model card job, ITM against a stored image, ITC text encoding ...');
 const cardJobS = await timeRuns(() => cardJob(model, image));
 const itmMs = ((await timeRuns(() => model.itmForImage(stored, 0, texts))) * 1000) / captions.length;
 const itcMs = ((await timeRuns(() => model.encodeTexts(texts))) * 1000) / captions.length;
+const reference = await scoreGrid(model);
 await model.dispose();
+
+// fp16 and int8 in the same run. fp16 runs fewer repetitions: on a CPU without AVX512-FP16,
+// onnxruntime runs it through float32 kernels with casts, several times slower (README "Precision").
+const lowPrecision: Record<string, number> = {};
+for (const dtype of ['int8', 'fp16'] as const) {
+  const n = dtype === 'fp16' ? Math.min(runs, 3) : runs;
+  log(`${dtype}: load + cold card job (fresh process each), vision, card job, agreement ...`);
+  const fresh = freshProcessRuns(dtype, n);
+  const m = await BlipForImageTextRetrieval.fromPretrained(dir, { dtype, weightsCacheDir: weightsCache, ...(threads ? { intraOpThreads: threads } : {}) });
+  const timed = async (fn: () => Promise<unknown>) => {
+    await fn(); // warm-up
+    const times: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t = performance.now();
+      await fn();
+      times.push((performance.now() - t) / 1000);
+    }
+    return median(times);
+  };
+  lowPrecision[`vision_s_per_image_${dtype}`] = await timed(() => m.encodeImages(one));
+  lowPrecision[`card_job_1x10_s_${dtype}`] = await timed(() => cardJob(m, image));
+  const a = agreement(reference, await scoreGrid(m));
+  await m.dispose();
+  lowPrecision[`load_s_${dtype}`] = median(fresh.runs.map((r) => r.load_s));
+  lowPrecision[`convert_s_${dtype}`] = fresh.warmUp.converted_written ? fresh.warmUp.converted_s : NaN;
+  lowPrecision[`peak_rss_mb_${dtype}`] = Math.max(...fresh.runs.map((r) => r.peak_rss_mb));
+  lowPrecision[`peak_rss_mb_${dtype}_converting`] = fresh.warmUp.peak_rss_mb;
+  lowPrecision[`${dtype}_max_abs_prob_diff`] = a.maxAbsProbDiff;
+  lowPrecision[`${dtype}_max_abs_cosine_diff`] = a.maxAbsCosineDiff;
+  lowPrecision[`${dtype}_rank_top1_agreement`] = a.top1Agreement;
+}
 
 log('onnxruntime fp32 GEMM rate ...');
 const gemm = Math.max(gemmBefore, await measureGemmGflops(...gemmShape, gemmRuns, threads, 0));
@@ -118,6 +160,10 @@ const result = {
   roofline_ratio_b4: visionGflop / (visionB4 * gemm),
   gemm_chained_gflops: gemmChained,
   roofline_ratio_chained: visionGflop / (best * gemmChained),
+  ...lowPrecision,
+  int8_vision_speedup: visionB1 / lowPrecision.vision_s_per_image_int8,
+  int8_card_job_ratio: lowPrecision.card_job_1x10_s_int8 / cardJobS,
+  fp16_peak_rss_ratio: lowPrecision.peak_rss_mb_fp16 / Math.max(...childRuns.map((r) => r.peak_rss_mb)),
 };
 
 if (json) {
@@ -137,6 +183,14 @@ if (json) {
     ['vision FLOPs per image', `${result.vision_gflop.toFixed(1)} GFLOP`],
     ['roofline ratio (best batch)', `${result.roofline_ratio.toFixed(3)} (b1 ${result.roofline_ratio_b1.toFixed(3)}, b4 ${result.roofline_ratio_b4.toFixed(3)})`],
     ['  ... against the back-to-back rate', `${result.roofline_ratio_chained.toFixed(3)}`],
+    ...(['int8', 'fp16'] as const).flatMap((d): Array<[string, string]> => { const r = result as unknown as Record<string, number>; return [
+      [`${d}: vision, batch 1`, `${r[`vision_s_per_image_${d}`].toFixed(3)} s/image`],
+      [`${d}: card job 1x10`, `${r[`card_job_1x10_s_${d}`].toFixed(2)} s`],
+      [`${d}: load (cached weights) / first conversion`, `${r[`load_s_${d}`].toFixed(2)} s / ${r[`convert_s_${d}`].toFixed(1)} s`],
+      [`${d}: peak RSS`, `${r[`peak_rss_mb_${d}`].toFixed(0)} MiB (while converting: ${r[`peak_rss_mb_${d}_converting`].toFixed(0)} MiB)`],
+      [`${d}: agreement with fp32 (4 x 10)`, `prob ${r[`${d}_max_abs_prob_diff`].toExponential(2)}, cosine ${r[`${d}_max_abs_cosine_diff`].toExponential(2)}, top-1 ${r[`${d}_rank_top1_agreement`]}`],
+    ]; }),
+    ['int8 vision speedup', `${result.int8_vision_speedup.toFixed(2)}x (card job ${result.int8_card_job_ratio.toFixed(2)} of fp32)`],
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   process.stdout.write(`${rows.map(([k, val]) => `${k.padEnd(w)}  ${val}`).join('\n')}\n(medians of ${runs} runs after a warm-up)\n`);

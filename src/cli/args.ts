@@ -1,8 +1,10 @@
 import type { ParseArgsConfig } from 'node:util';
 import { access, constants } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
+import { type Dtype, parseDtype as parseDtypeValue } from '../checkpoint/dtype.js';
 import { BlipError, ImageError, UsageError } from '../errors.js';
 import { decodePlainText, FileError, FILE_LIMITS, formatBytes, oneLine, statRegularFile } from '../io/files.js';
+import { probeWebGpu, quietWayland } from '../runtime/webgpu-probe.js';
 
 export const DEFAULT_MODEL = 'Salesforce/blip-itm-large-coco';
 
@@ -12,6 +14,8 @@ export const MODEL_OPTIONS = {
   revision: { type: 'string' },
   device: { type: 'string', default: 'cpu' },
   threads: { type: 'string' },
+  // No default here: index and search fall back to the index's own dtype.
+  dtype: { type: 'string' },
   json: { type: 'boolean', default: false },
   verbose: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -51,9 +55,14 @@ export function parseThreads(value: string | undefined, cpus: number = available
   return n;
 }
 
-export function parseDevice(value: string): 'cpu' | 'cuda' {
-  if (value !== 'cpu' && value !== 'cuda') throw new UsageError(`--device must be "cpu" or "cuda", got "${value}"`);
+export function parseDevice(value: string): 'cpu' | 'cuda' | 'webgpu' {
+  if (value !== 'cpu' && value !== 'cuda' && value !== 'webgpu') throw new UsageError(`--device must be "cpu", "cuda" or "webgpu", got "${value}"`);
   return value;
+}
+
+/** --dtype: fp32 (default), fp16, int8 or its alias q8; anything else is a usage error (exit 2). */
+export function parseDtype(value: string | undefined): Dtype {
+  return parseDtypeValue(value, '--dtype');
 }
 
 export function parseItmTextStart(value: string): 'cls' | 'enc' {
@@ -61,9 +70,21 @@ export function parseItmTextStart(value: string): 'cls' | 'enc' {
   return value;
 }
 
-/** --device and --threads as fromPretrained options. */
-export function runtimeOptions(values: { device: string; threads?: string }): { executionProvider: 'cpu' | 'cuda'; intraOpThreads?: number } {
-  return { executionProvider: parseDevice(values.device), intraOpThreads: parseThreads(values.threads) };
+/** --device, --threads and --dtype as fromPretrained options. */
+export function runtimeOptions(values: { device: string; threads?: string; dtype?: string }): {
+  executionProvider: 'cpu' | 'cuda' | 'webgpu'; intraOpThreads?: number; dtype: Dtype;
+} {
+  return { executionProvider: parseDevice(values.device), intraOpThreads: parseThreads(values.threads), dtype: parseDtype(values.dtype) };
+}
+
+/**
+ * --device webgpu: checked in a child process before any model is loaded, so a missing adapter is
+ * one line on stderr (not Dawn's and Vulkan's own diagnostics), and libwayland's warning is muted.
+ */
+export async function prepareDevice(runtime: { executionProvider: string; dtype: Dtype }): Promise<void> {
+  if (runtime.executionProvider !== 'webgpu') return;
+  quietWayland();
+  await probeWebGpu(runtime.dtype);
 }
 
 /** Fails on a mistyped image path before any time is spent on loading the model. */
@@ -97,7 +118,10 @@ export const HELP = {
   model: `  -m, --model <id|folder>   Hub repo id or local checkpoint folder (default: ${DEFAULT_MODEL})`,
   revision: '      --revision <rev>      Hub revision: branch, tag, commit or refs/pr/N',
   itmTextStart: '      --itm-text-start <s>  "cls" (transformers, default) or "enc" (original BLIP/LAVIS)',
-  runtime: '      --device <cpu|cuda>   execution provider (default: cpu)\n      --threads <n>         threads per operator',
+  runtime: '      --device <d>          execution provider: cpu (default), cuda or webgpu\n      --threads <n>         threads per operator\n'
+    + '      --dtype <t>           precision: fp32 (default), fp16, or int8 (alias q8); see README "Precision"',
+  /** The --dtype line alone, for commands that print --device/--threads their own way. */
+  dtype: '      --dtype <t>           precision: fp32 (default), fp16, or int8 (alias q8); see README "Precision"',
   json: '      --json                print one JSON object instead of a table',
   verbose: '      --verbose             show stack traces on errors',
 } as const;

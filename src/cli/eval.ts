@@ -5,7 +5,7 @@ import { BlipError, UsageError } from '../errors.js';
 import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import { defaultEvalCacheDir, EncodingCache, modelCacheKey, type TensorStore } from '../retrieval/encoding-cache.js';
 import { DEFAULT_K_TEST, type EvalProgress, evaluateRetrieval, readKarpathySplit, splitImagePaths } from '../retrieval/evaluate.js';
-import { assertReadableImages, HELP, MODEL_OPTIONS, runtimeOptions, usageErrors } from './args.js';
+import { assertReadableImages, HELP, MODEL_OPTIONS, prepareDevice, runtimeOptions, usageErrors } from './args.js';
 import { formatTable, type Reporter } from './output.js';
 
 export const EVAL_HELP = `Usage: blip-itm eval --annotations <karpathy-test.json> --images <root> [options]
@@ -53,6 +53,7 @@ export async function evalCommand(argv: string[], reporter: Reporter): Promise<s
   if (!/^\d{1,15}$/.test(kText) || !Number.isSafeInteger(kTest) || kTest < 1) throw new UsageError(`--k-test must be a positive integer, got "${kText}"`);
   if (values['no-cache'] && values.cache !== undefined) throw new UsageError('eval: --cache and --no-cache exclude each other');
   const runtime = runtimeOptions(values);
+  await prepareDevice(runtime);
 
   const split = await readKarpathySplit(values.annotations);
   let isFolder = false;

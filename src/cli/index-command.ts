@@ -4,7 +4,8 @@ import { DEFAULT_INDEX_BATCH_SIZE, type IndexProgress, type IndexSummary, indexI
 import { collectImages, IMAGE_EXTENSIONS } from '../retrieval/collect-images.js';
 import { DEFAULT_INDEX_DIR, ImageIndex } from '../retrieval/image-index.js';
 import { describeIdentity, lazyModel } from '../retrieval/model-identity.js';
-import { DEFAULT_MODEL, HELP, MODEL_OPTIONS, runtimeOptions, usageErrors } from './args.js';
+import type { Dtype } from '../checkpoint/dtype.js';
+import { DEFAULT_MODEL, HELP, MODEL_OPTIONS, prepareDevice, runtimeOptions, usageErrors } from './args.js';
 import type { Reporter } from './output.js';
 
 export const INDEX_HELP = `Usage: blip-itm index <folder|list-file> [--db <path>] [options]
@@ -43,7 +44,7 @@ export function parseCount(name: string, value: string | undefined, min: number)
 }
 
 /** The model id (and revision) an existing index was built with, or undefined. */
-export async function indexModel(db: string): Promise<{ model: string; revision?: string } | undefined> {
+export async function indexModel(db: string): Promise<{ model: string; revision?: string; dtype?: Dtype } | undefined> {
   let index: ImageIndex;
   try {
     index = await ImageIndex.open(db);
@@ -51,7 +52,7 @@ export async function indexModel(db: string): Promise<{ model: string; revision?
     return undefined;
   }
   try {
-    return { model: index.meta.model.model, revision: index.meta.model.revision };
+    return { model: index.meta.model.model, revision: index.meta.model.revision, dtype: index.meta.model.dtype };
   } finally {
     index.close();
   }
@@ -106,17 +107,19 @@ export async function indexCommand(argv: string[], reporter: Reporter): Promise<
   }
   const batchSize = parseCount('batch-size', values['batch-size'], 1) ?? DEFAULT_INDEX_BATCH_SIZE;
   const runtime = runtimeOptions(values);
+  await prepareDevice(runtime);
   if (values.db.trim() === '') throw new UsageError('--db must not be empty');
 
   reporter.status('finding images ...');
   const collected = await collectImages(positionals[0]);
-  const stored = values.model === undefined ? await indexModel(values.db) : undefined;
+  const stored = values.model === undefined || values.dtype === undefined ? await indexModel(values.db) : undefined;
   const modelId = values.model ?? stored?.model ?? DEFAULT_MODEL;
   const revision = values.model === undefined && values.revision === undefined ? stored?.revision : values.revision;
   reporter.status(`resolving ${modelId} ...`);
   // The vision encoder keeps the model's own batch size (1: no slower per image on CPU, far less
   // memory); --batch-size only sets how many images are decoded and committed together.
-  const model = await lazyModel(modelId, { revision, ...runtime });
+  const dtype = values.dtype === undefined ? stored?.dtype ?? 'fp32' : runtime.dtype;
+  const model = await lazyModel(modelId, { revision, ...runtime, dtype });
   const summary = await indexImages(collected, {
     db: values.db,
     model,

@@ -3,7 +3,7 @@ import { UsageError } from '../errors.js';
 import { readPlainTextFile } from '../io/files.js';
 import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import { DEFAULT_RERANK, rankCaptions } from '../retrieval/rank-captions.js';
-import { assertReadableImages, HELP, MODEL_OPTIONS, parseItmTextStart, readStdinText, runtimeOptions, usageErrors } from './args.js';
+import { assertReadableImages, HELP, MODEL_OPTIONS, parseItmTextStart, prepareDevice, readStdinText, runtimeOptions, usageErrors } from './args.js';
 import { formatTable, type Reporter } from './output.js';
 
 export const RANK_HELP = `Usage: blip-itm rank --image <path> --texts <file|-> [options]
@@ -72,6 +72,7 @@ export async function rankCommand(argv: string[], reporter: Reporter): Promise<s
   const rerank = parseCount('rerank', values.rerank, 0);
   const start = parseItmTextStart(values['itm-text-start']);
   const runtime = runtimeOptions(values);
+  await prepareDevice(runtime);
 
   let content: string;
   if (values.texts === '-') {

@@ -3,7 +3,7 @@ import { matchProbability } from '../model/tensors.js';
 import { UsageError } from '../errors.js';
 import { readPlainTextFile } from '../io/files.js';
 import { parseArgs } from 'node:util';
-import { assertReadableImages, HELP, MODEL_OPTIONS, parseItmTextStart, readStdinText, runtimeOptions, usageErrors } from './args.js';
+import { assertReadableImages, HELP, MODEL_OPTIONS, parseItmTextStart, prepareDevice, readStdinText, runtimeOptions, usageErrors } from './args.js';
 import { formatTable, type Reporter } from './output.js';
 
 export const SCORE_HELP = `Usage: blip-itm score --image <path>... --text <caption>... [options]
@@ -57,6 +57,7 @@ export async function scoreCommand(argv: string[], reporter: Reporter): Promise<
   if (texts.length === 0) throw new UsageError('score: give at least one --text <caption>');
   const start = parseItmTextStart(values['itm-text-start']);
   const runtime = runtimeOptions(values);
+  await prepareDevice(runtime);
   await assertReadableImages(images);
   reporter.status(`loading ${values.model} ...`);
   const model = await BlipForImageTextRetrieval.fromPretrained(values.model, {

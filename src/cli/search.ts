@@ -3,7 +3,7 @@ import { UsageError } from '../errors.js';
 import { DEFAULT_INDEX_DIR, ImageIndex } from '../retrieval/image-index.js';
 import { lazyModel } from '../retrieval/model-identity.js';
 import { DEFAULT_SEARCH_K, DEFAULT_SEARCH_RERANK, searchByImage, searchByText } from '../retrieval/search.js';
-import { HELP, MODEL_OPTIONS, parseItmTextStart, runtimeOptions, usageErrors } from './args.js';
+import { HELP, MODEL_OPTIONS, parseItmTextStart, prepareDevice, runtimeOptions, usageErrors } from './args.js';
 import { parseCount } from './index-command.js';
 import { formatTable, type Reporter } from './output.js';
 
@@ -52,6 +52,7 @@ export async function searchCommand(argv: string[], reporter: Reporter): Promise
   const batchSize = parseCount('batch-size', values['batch-size'], 1) ?? 16;
   const start = parseItmTextStart(values['itm-text-start']);
   const runtime = runtimeOptions(values);
+  await prepareDevice(runtime);
 
   reporter.status('opening the index ...');
   const index = await ImageIndex.open(values.db);
@@ -60,7 +61,9 @@ export async function searchCommand(argv: string[], reporter: Reporter): Promise
     const modelId = values.model ?? stored.model;
     const revision = values.model === undefined && values.revision === undefined ? stored.revision : values.revision;
     reporter.status(`resolving ${modelId} ...`);
-    const lazy = await lazyModel(modelId, { revision, ...runtime });
+    // Without --dtype, the index's own (the features must be computed the same way to compare).
+    const dtype = values.dtype === undefined ? stored.dtype ?? 'fp32' : runtime.dtype;
+    const lazy = await lazyModel(modelId, { revision, ...runtime, dtype });
     // Refused before the (slow) model load.
     index.assertModel(lazy.identity, `search with the model the index was built with (leave out --model), or build an index for ${modelId} with --rebuild or another --db`);
     reporter.status(`loading ${modelId} ...`);

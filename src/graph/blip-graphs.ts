@@ -1,5 +1,6 @@
 import type { BlipConfig, TextConfig } from '../checkpoint/config.js';
 import { visionTokens } from '../checkpoint/config.js';
+import type { Dtype } from '../checkpoint/dtype.js';
 import type { TensorIndex } from '../checkpoint/tensor-info.js';
 import { type BuiltGraph, GraphBuilder } from './builder.js';
 import { DataType } from './onnx-proto.js';
@@ -14,17 +15,37 @@ import { DataType } from './onnx-proto.js';
  * Each mirrors the matching forward() of transformers' modeling_blip.py / modeling_blip_text.py.
  * A cross_kv batch of one broadcasts against any caption batch, so one image scores many
  * captions without its states being copied.
+ *
+ * `dtype` fp16 runs every graph in float16 (pixel_values enter as float16, the cross-attention
+ * keys/values pass between the graphs as float16); the outputs read by the library are cast to
+ * float32 (exactly), and the ITC normalisation runs in float32 (see GraphBuilder.l2Normalize).
  */
 
 const F = DataType.FLOAT;
 const I64 = DataType.INT64;
 
-export function buildVisionGraph(config: BlipConfig, weights: TensorIndex, label: string): BuiltGraph {
+/** How the graphs compute: `dtype`, and for fp16 whether activations are float16 too (GPU providers) or float32 (CPU). */
+export interface GraphPrecision {
+  dtype: Dtype;
+  activations?: 'fp16' | 'fp32';
+  /** Standard MatMul linears, for GPU providers (see GraphBuilder.matmulLinears). */
+  matmulLinears?: boolean;
+}
+
+function builder(name: string, weights: TensorIndex, label: string, precision: GraphPrecision): GraphBuilder {
+  const g = new GraphBuilder(name, weights, label, precision.dtype, precision.activations);
+  g.matmulLinears = precision.matmulLinears ?? false;
+  return g;
+}
+
+export function buildVisionGraph(config: BlipConfig, weights: TensorIndex, label: string, precision: GraphPrecision = { dtype: 'fp32' }): BuiltGraph {
   const v = config.vision_config;
-  const g = new GraphBuilder('blip_vision', weights, label);
+  const g = builder('blip_vision', weights, label, precision);
   const D = v.hidden_size;
   const tokens = visionTokens(v);
-  const pixels = g.input('pixel_values', F, ['batch', v.num_channels, v.image_size, v.image_size]);
+  const pixelType = precision.dtype === 'fp16' ? DataType.FLOAT16 : F;
+  const pixelsIn = g.input('pixel_values', pixelType, ['batch', v.num_channels, v.image_size, v.image_size]);
+  const pixels = pixelType === g.float ? pixelsIn : g.op('Cast', [pixelsIn], { to: g.float });
 
   // BlipVisionEmbeddings: conv patches, class token first, learned positions.
   const conv = g.op('Conv', [
@@ -58,18 +79,18 @@ export function buildVisionGraph(config: BlipConfig, weights: TensorIndex, label
     h = g.op('Add', [mlp, h]);
   }
   const states = g.layerNorm(h, 'vision_model.post_layernorm', D, v.layer_norm_eps);
-  g.output(states, 'vision_states', F, ['batch', tokens, D]);
+  g.output(g.toFloat32(states), 'vision_states', F, ['batch', tokens, D]);
 
   const feat = g.l2Normalize(g.linear(g.selectToken(states, 0), 'vision_proj', D, config.image_text_hidden_size));
   g.output(feat, 'image_embeds', F, ['batch', config.image_text_hidden_size]);
   return g.build();
 }
 
-export function buildCrossKVGraph(config: BlipConfig, weights: TensorIndex, label: string): BuiltGraph {
+export function buildCrossKVGraph(config: BlipConfig, weights: TensorIndex, label: string, precision: GraphPrecision = { dtype: 'fp32' }): BuiltGraph {
   const t = config.text_config;
-  const g = new GraphBuilder('blip_cross_kv', weights, label);
+  const g = builder('blip_cross_kv', weights, label, precision);
   const tokens = visionTokens(config.vision_config);
-  const states = g.input('vision_states', F, ['image_batch', tokens, t.encoder_hidden_size]);
+  const states = g.fromFloat32(g.input('vision_states', F, ['image_batch', tokens, t.encoder_hidden_size]));
   const heads = t.num_attention_heads;
   const headDim = t.hidden_size / heads;
   for (let i = 0; i < t.num_hidden_layers; i++) {
@@ -77,8 +98,8 @@ export function buildCrossKVGraph(config: BlipConfig, weights: TensorIndex, labe
     const k = g.linear(states, `${p}.key`, t.encoder_hidden_size, t.hidden_size);
     const v = g.linear(states, `${p}.value`, t.encoder_hidden_size, t.hidden_size);
     const kT = g.op('Transpose', [g.op('Reshape', [k, g.constInt64([0, -1, heads, headDim])])], { perm: [0, 2, 3, 1] });
-    g.output(kT, crossKeyName(i), F, ['image_batch', heads, headDim, tokens]);
-    g.output(g.splitHeads(v, heads, headDim), crossValueName(i), F, ['image_batch', heads, tokens, headDim]);
+    g.output(kT, crossKeyName(i), g.float, ['image_batch', heads, headDim, tokens]);
+    g.output(g.splitHeads(v, heads, headDim), crossValueName(i), g.float, ['image_batch', heads, tokens, headDim]);
   }
   return g.build();
 }
@@ -92,21 +113,21 @@ export const crossValueName = (layer: number): string => `cross_value.${layer}`;
  * the image's keys/values in every layer (ITM: `itm_logits`). The mode is an If per layer around
  * the cross-attention block; a unimodal call feeds dummy keys/values that are never read.
  */
-export function buildTextGraph(config: BlipConfig, weights: TensorIndex, label: string): BuiltGraph {
+export function buildTextGraph(config: BlipConfig, weights: TensorIndex, label: string, precision: GraphPrecision = { dtype: 'fp32' }): BuiltGraph {
   const t = config.text_config;
-  const g = new GraphBuilder('blip_text', weights, label);
+  const g = builder('blip_text', weights, label, precision);
   const heads = t.num_attention_heads;
   const headDim = t.hidden_size / heads;
   const useImage = g.input(USE_IMAGE, DataType.BOOL, [1]);
   const cross = Array.from({ length: t.num_hidden_layers }, (_, i) => ({
-    kT: g.input(crossKeyName(i), F, ['image_batch', heads, headDim, 'image_tokens']),
-    v: g.input(crossValueName(i), F, ['image_batch', heads, 'image_tokens', headDim]),
+    kT: g.input(crossKeyName(i), g.float, ['image_batch', heads, headDim, 'image_tokens']),
+    v: g.input(crossValueName(i), g.float, ['image_batch', heads, 'image_tokens', headDim]),
   }));
   const states = textEncoder(g, t, { useImage, cross });
-  g.output(states, 'text_states', F, ['batch', 'seq', t.hidden_size]);
+  g.output(g.toFloat32(states), 'text_states', F, ['batch', 'seq', t.hidden_size]);
   const cls = g.selectToken(states, 0);
   g.output(g.l2Normalize(g.linear(cls, 'text_proj', t.hidden_size, config.image_text_hidden_size)), 'text_embeds', F, ['batch', config.image_text_hidden_size]);
-  g.output(g.linear(cls, 'itm_head', t.hidden_size, 2), 'itm_logits', F, ['batch', 2]);
+  g.output(g.toFloat32(g.linear(cls, 'itm_head', t.hidden_size, 2)), 'itm_logits', F, ['batch', 2]);
   return g.build();
 }
 
@@ -124,7 +145,7 @@ function textEncoder(g: GraphBuilder, t: TextConfig, image: { useImage: string; 
   let h = g.layerNorm(g.op('Add', [words, positions]), 'text_encoder.embeddings.LayerNorm', H, t.layer_norm_eps);
 
   // get_extended_attention_mask: (1 - mask) * -10000 over the key axis, not the dtype minimum.
-  const maskF = g.op('Cast', [mask], { to: DataType.FLOAT });
+  const maskF = g.op('Cast', [mask], { to: g.float });
   const additive = g.op('Unsqueeze', [
     g.op('Mul', [g.op('Sub', [g.constFloat([1]), maskF]), g.constFloat([-10000])]),
     g.constInt64([1, 2]),

@@ -1,7 +1,11 @@
 import { realpathSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { CheckpointError } from '../errors.js';
+import { derivedName } from '../checkpoint/derived-weights.js';
+import type { Dtype } from '../checkpoint/dtype.js';
+import { toHalfBits } from '../checkpoint/half.js';
 import type { TensorIndex, TensorInfo } from '../checkpoint/tensor-info.js';
+import { quantizesLinear } from './quantization-policy.js';
 import {
   type AttributeValue, DataType, encodeModel, FloatAttr, type GraphProto, type NodeProto, type TensorProto, type ValueInfo,
 } from './onnx-proto.js';
@@ -22,6 +26,15 @@ export interface BuiltGraph {
   name: string;
   bytes: Uint8Array;
   weightsFolder: string | undefined;
+  /**
+   * float16 weights feeding float32 arithmetic through Casts (fp16 on CPU). onnxruntime folds
+   * them at load into float32 weights it pre-packs: fp32's speed and memory, fp16's rounding.
+   * Keeping the Casts per call was measured worse: onnxruntime runs every weight-only Cast first
+   * (they depend on nothing), so all float32 copies are alive at once (2.4 GB for the large model).
+   */
+  castsWeights?: boolean;
+  /** Whether activations (and so the cross-attention key/value inputs and outputs) are float16. */
+  halfActivations?: boolean;
   /** Checkpoint tensors referenced, for tests and for diagnostics. */
   externalTensors: Array<{ name: string; location: string; offset: number; length: number }>;
 }
@@ -41,8 +54,31 @@ export class GraphBuilder {
   private weightsFolder: string | undefined;
   private counter = 0;
   private usesMsDomain = false;
+  /** Element type of activations: float16 for dtype fp16 (unless asked for float32), else float32. */
+  readonly float: DataType;
+  private castsWeights = false;
+  /**
+   * Linears as MatMul with the weight transposed once at load (constant-folded), instead of
+   * com.microsoft.FusedMatMul reading it transposed in place: GPU providers lack FusedMatMul
+   * (WebGPU leaves every one of them to the CPU), and MatMul is an ONNX standard operator.
+   */
+  matmulLinears = false;
 
-  constructor(readonly name: string, private readonly weights: TensorIndex, private readonly checkpointLabel: string) {}
+  /**
+   * `dtype` fp32 reads `weights` (the checkpoint) in place; fp16 and int8 ask it for derived
+   * tensors (`f16:`, `f32:`, `q8t:`, `q8s:` names, see checkpoint/derived-weights.ts).
+   * `activations` 'fp32' with dtype fp16 keeps float16 weights but computes in float32, for
+   * execution providers without float16 kernels (onnxruntime's CPU provider on x86).
+   */
+  constructor(
+    readonly name: string,
+    private readonly weights: TensorIndex,
+    private readonly checkpointLabel: string,
+    readonly dtype: Dtype = 'fp32',
+    activations: 'fp16' | 'fp32' = dtype === 'fp16' ? 'fp16' : 'fp32',
+  ) {
+    this.float = activations === 'fp16' ? DataType.FLOAT16 : DataType.FLOAT;
+  }
 
   input(name: string, elemType: DataType, shape: Array<number | string>): string {
     this.inputs.push({ name, elemType, shape });
@@ -55,11 +91,25 @@ export class GraphBuilder {
     this.outputs.push({ name, elemType, shape });
   }
 
-  /** A checkpoint tensor as float32, referenced in place (no copy of the bytes). */
+  /** A checkpoint tensor in the activation type, referenced in place (no copy of the bytes). */
   weight(tensorName: string, expectShape?: number[]): string {
-    const cached = this.weightCache.get(tensorName);
+    if (this.dtype === 'fp32') return this.externalWeight(tensorName, tensorName, expectShape);
+    return this.externalWeight(derivedName(this.dtype === 'fp16' ? 'f16' : 'f32', tensorName), tensorName, expectShape);
+  }
+
+  /** A linear's int8 weight as [in, out] and its per-output-channel float32 scales. */
+  private quantizedWeight(prefix: string, inFeatures: number, outFeatures: number): [string, string] {
+    const source = `${prefix}.weight`;
+    return [
+      this.externalWeight(derivedName('q8t', source), source, [inFeatures, outFeatures]),
+      this.externalWeight(derivedName('q8s', source), source, [outFeatures]),
+    ];
+  }
+
+  private externalWeight(lookupName: string, tensorName: string, expectShape?: number[]): string {
+    const cached = this.weightCache.get(lookupName);
     if (cached) return cached;
-    const info = this.weights.get(tensorName);
+    const info = this.weights.get(lookupName);
     if (!info) throw new CheckpointError(this.checkpointLabel, `missing weight "${tensorName}"; is this a BlipForImageTextRetrieval checkpoint?`);
     if (expectShape && (expectShape.length !== info.shape.length || expectShape.some((d, i) => d !== info.shape[i]))) {
       throw new CheckpointError(
@@ -67,7 +117,7 @@ export class GraphBuilder {
         `weight "${tensorName}" has shape [${info.shape}] but config.json implies [${expectShape}]`,
       );
     }
-    const dataType = CHECKPOINT_DTYPES[info.dtype];
+    const dataType = info.dtype === 'I8' ? DataType.INT8 : CHECKPOINT_DTYPES[info.dtype];
     if (dataType === undefined) throw new CheckpointError(info.file, `weight "${tensorName}" has dtype ${info.dtype}; expected a floating-point type`);
 
     const real = realpathSync(info.file);
@@ -77,13 +127,17 @@ export class GraphBuilder {
       throw new CheckpointError(info.file, `weight files must all lie in one folder (found ${this.weightsFolder} and ${folder})`);
     }
     const location = basename(real);
-    const initName = `w:${tensorName}`;
+    const initName = `w:${lookupName}`;
     this.initializers.push({
       name: initName, dataType, dims: info.shape, external: { location, offset: info.offset, length: info.length },
     });
-    this.external.push({ name: tensorName, location, offset: info.offset, length: info.length });
-    const value = dataType === DataType.FLOAT ? initName : this.op('Cast', [initName], { to: DataType.FLOAT });
-    this.weightCache.set(tensorName, value);
+    this.external.push({ name: lookupName, location, offset: info.offset, length: info.length });
+    // Quantized weights and their scales are the operator's own types; float weights are cast to
+    // the activation type when the checkpoint stores another one (bf16, fp64).
+    const keep = dataType === this.float || dataType === DataType.INT8 || lookupName.startsWith('q8s:');
+    const value = keep ? initName : this.op('Cast', [initName], { to: this.float });
+    if (!keep && dataType === DataType.FLOAT16) this.castsWeights = true;
+    this.weightCache.set(lookupName, value);
     return value;
   }
 
@@ -98,15 +152,28 @@ export class GraphBuilder {
     return name;
   }
 
-  constFloat(values: number[], dims: number[] = []): string {
-    const key = `f32:${dims}:${values}`;
+  /** A constant in the activation type, or in `type` (FLOAT / FLOAT16). */
+  constFloat(values: number[], dims: number[] = [], type: DataType = this.float): string {
+    const key = `${type}:${dims}:${values}`;
     const cached = this.constCache.get(key);
     if (cached) return cached;
-    const raw = new Uint8Array(new Float32Array(values).buffer);
+    const raw = type === DataType.FLOAT16
+      ? new Uint8Array(Uint16Array.from(values, toHalfBits).buffer)
+      : new Uint8Array(new Float32Array(values).buffer);
     const name = `c${this.counter++}`;
-    this.initializers.push({ name, dataType: DataType.FLOAT, dims, raw });
+    this.initializers.push({ name, dataType: type, dims, raw });
     this.constCache.set(key, name);
     return name;
+  }
+
+  /** `x` (in the activation type) as float32; exact for float16. */
+  toFloat32(x: string): string {
+    return this.float === DataType.FLOAT ? x : this.op('Cast', [x], { to: DataType.FLOAT });
+  }
+
+  /** A float32 value in the activation type. */
+  fromFloat32(x: string): string {
+    return this.float === DataType.FLOAT ? x : this.op('Cast', [x], { to: this.float });
   }
 
   /** Adds a node; returns its first output. */
@@ -134,7 +201,7 @@ export class GraphBuilder {
       const outputs = results.map((value, i) => {
         const outName = `${name}_out${i}_${this.counter++}`;
         this.nodes.push({ opType: 'Identity', inputs: [value], outputs: [outName], name: `${name}_out${i}` });
-        return { name: outName, elemType: DataType.FLOAT };
+        return { name: outName, elemType: this.float };
       });
       return { name, nodes: this.nodes, initializers: [], inputs: [], outputs };
     } finally {
@@ -146,7 +213,18 @@ export class GraphBuilder {
 
   /** x @ W^T + b with PyTorch's [out, in] weight layout, which FusedMatMul reads transposed in place. */
   linear(x: string, prefix: string, inFeatures: number, outFeatures: number, bias = true): string {
+    if (this.dtype === 'int8' && quantizesLinear(prefix)) {
+      // Activations are quantized per call (uint8, asymmetric) by the operator itself; the
+      // weights are signed int8 per output channel, which runs about 1.9x faster than uint8 weights.
+      const [q, scale] = this.quantizedWeight(prefix, inFeatures, outFeatures);
+      const inputs = bias ? [x, q, scale, '', this.weight(`${prefix}.bias`, [outFeatures])] : [x, q, scale];
+      return this.op('DynamicQuantizeMatMul', inputs, {}, undefined, MS_DOMAIN);
+    }
     const w = this.weight(`${prefix}.weight`, [outFeatures, inFeatures]);
+    if (this.matmulLinears) {
+      const y = this.op('MatMul', [x, this.op('Transpose', [w], { perm: [1, 0] })]);
+      return bias ? this.op('Add', [y, this.weight(`${prefix}.bias`, [outFeatures])]) : y;
+    }
     const y = this.op('FusedMatMul', [x, w], { transA: 0, transB: 1, alpha: new FloatAttr(1) }, undefined, MS_DOMAIN);
     return bias ? this.op('Add', [y, this.weight(`${prefix}.bias`, [outFeatures])]) : y;
   }
@@ -206,10 +284,15 @@ export class GraphBuilder {
     return this.op('MatMul', [this.op('Softmax', [scores], { axis: -1 }), v]);
   }
 
-  /** F.normalize(x, dim=-1): x / max(||x||_2, 1e-12). */
+  /**
+   * F.normalize(x, dim=-1): x / max(||x||_2, 1e-12), always in float32 (the result is float32):
+   * in float16 the sum of squares overflows once |x| averages about 16 over 256 features, and
+   * 1e-12 is below float16's smallest subnormal.
+   */
   l2Normalize(x: string): string {
-    const norm = this.op('ReduceL2', [x], { axes: [-1], keepdims: 1 });
-    return this.op('Div', [x, this.op('Max', [norm, this.constFloat([1e-12])])]);
+    const xf = this.toFloat32(x);
+    const norm = this.op('ReduceL2', [xf], { axes: [-1], keepdims: 1 });
+    return this.op('Div', [xf, this.op('Max', [norm, this.constFloat([1e-12], [], DataType.FLOAT)])]);
   }
 
   /** x[:, index, :] for a [B, S, D] tensor. */
@@ -226,6 +309,7 @@ export class GraphBuilder {
       opsets,
       graph: { name: this.name, nodes: this.nodes, initializers: this.initializers, inputs: this.inputs, outputs: this.outputs },
     });
-    return { name: this.name, bytes, weightsFolder: this.weightsFolder, externalTensors: this.external };
+    return { name: this.name, bytes, weightsFolder: this.weightsFolder, externalTensors: this.external, castsWeights: this.castsWeights,
+      halfActivations: this.float === DataType.FLOAT16 };
   }
 }

@@ -5,12 +5,17 @@ import { type BlipConfig, readBlipConfig, visionTokens } from '../checkpoint/con
 import { type ResolveOptions, resolveCheckpoint } from '../checkpoint/hub.js';
 import { type CheckpointWeights, openWeights } from '../checkpoint/weights.js';
 import { validateConfigAgainstWeights, validatePreprocessorAgainstConfig } from '../checkpoint/validate.js';
+import type { DerivedWeights } from '../checkpoint/derived-weights.js';
+import { type Dtype, parseDtype } from '../checkpoint/dtype.js';
 import { BlipError, CheckpointError, UsageError } from '../errors.js';
 import type { BuiltGraph } from '../graph/builder.js';
-import { buildCrossKVGraph, buildTextGraph, buildVisionGraph, crossKeyName, crossValueName, USE_IMAGE } from '../graph/blip-graphs.js';
+import { crossKeyName, crossValueName, USE_IMAGE } from '../graph/blip-graphs.js';
+import { buildBlipGraphs } from '../graph/precision.js';
 import { BlipProcessor } from '../preprocessing/processor.js';
 import { checkTokenizerAgainstEmbedding, vocabularyFile } from '../preprocessing/tokenizer-checks.js';
-import { boolTensor, floatTensor, GraphSession, int64Tensor, type RuntimeOptions } from '../runtime/session.js';
+import {
+  assertWebGpuShaderF16, boolTensor, floatTensor, GraphSession, halfTensor, int64Tensor, type RuntimeOptions,
+} from '../runtime/session.js';
 import { type BlipInputs, rows, type Tensor } from '../tensor.js';
 import { assertFinite } from './assert-finite.js';
 
@@ -25,6 +30,22 @@ export interface FromPretrainedOptions extends RuntimeOptions, ResolveOptions {
   visionBatchSize?: number;
   /** Captions per text or ITM run. */
   textBatchSize?: number;
+  /**
+   * 'fp32' (default), 'fp16' (float16 end to end) or 'int8' (dynamically quantized linears;
+   * 'q8' is an alias). See README, "Precision".
+   */
+  dtype?: Dtype | 'q8';
+  /**
+   * Where fp16/int8 weights converted from the checkpoint are cached (default
+   * `$XDG_CACHE_HOME/blip-itm/weights`, else `~/.cache/blip-itm/weights`).
+   */
+  weightsCacheDir?: string;
+  /**
+   * fp16 only: whether activations are float16 too. Default: yes on GPU providers; no on 'cpu',
+   * whose x86 kernels have no float16 MatMul/Add/Softmax (onnxruntime would cast around every node
+   * and keep float32 copies of all weights). `true` on CPU runs the GPU graphs, for testing them.
+   */
+  halfActivations?: boolean;
 }
 
 export interface ForwardOptions {
@@ -78,13 +99,16 @@ export class BlipForImageTextRetrieval {
   private constructor(
     readonly config: BlipConfig,
     readonly processor: BlipProcessor,
-    readonly source: { id: string; dir: string; weights: CheckpointWeights },
+    readonly source: { id: string; dir: string; weights: CheckpointWeights; derived?: DerivedWeights },
     readonly graphs: Record<keyof Sessions, BuiltGraph>,
     private readonly sessions: Sessions,
     private readonly options: FromPretrainedOptions,
+    /** The precision the graphs run in. */
+    readonly dtype: Dtype,
   ) {}
 
   static async fromPretrained(idOrPath: string, options: FromPretrainedOptions = {}): Promise<BlipForImageTextRetrieval> {
+    const dtype = parseDtype(options.dtype);
     const resolved = await resolveCheckpoint(idOrPath, options);
     const configFile = join(resolved.dir, 'config.json');
     const config = await readBlipConfig(configFile);
@@ -94,14 +118,15 @@ export class BlipForImageTextRetrieval {
     const processor = await BlipProcessor.fromFolder(resolved.dir);
     validatePreprocessorAgainstConfig(processor.imageProcessor.config, config, join(resolved.dir, 'preprocessor_config.json'));
     checkTokenizerAgainstEmbedding(processor.tokenizer, vocabularyFile(resolved.dir, existsSync(join(resolved.dir, 'vocab.txt'))), config.text_config.vocab_size);
-    const label = weights.file;
-    const graphs = {
-      vision: buildVisionGraph(config, weights.tensors, label),
-      text: buildTextGraph(config, weights.tensors, label),
-      crossKV: buildCrossKVGraph(config, weights.tensors, label),
-    };
-    const sessions = await createSessions(graphs, options);
-    return new BlipForImageTextRetrieval(config, processor, { id: idOrPath, dir: resolved.dir, weights }, graphs, sessions, options);
+    // onnxruntime's CPU provider has no float16 kernels for MatMul, Add, Softmax... on x86: it would
+    // cast around every node and hold float32 copies of all weights. On CPU, fp16 therefore keeps
+    // the float16 weights (half the memory) and computes in float32; GPU providers run float16.
+    const half = options.halfActivations ?? (options.executionProvider ?? 'cpu') !== 'cpu';
+    const activations = dtype === 'fp16' && !half ? 'fp32' : undefined;
+    const matmulLinears = (options.executionProvider ?? 'cpu') !== 'cpu';
+    const { graphs, derived } = await buildBlipGraphs(config, weights, dtype, { cacheDir: options.weightsCacheDir, activations, matmulLinears });
+    const sessions = await createSessions(graphs, { ...options, dtype });
+    return new BlipForImageTextRetrieval(config, processor, { id: idOrPath, dir: resolved.dir, weights, derived }, graphs, sessions, options, dtype);
   }
 
   /** Number of vision-encoder runs so far (tests assert that encodings are reused). */
@@ -149,7 +174,9 @@ export class BlipForImageTextRetrieval {
     for (let start = 0; start < n; start += step) {
       const end = Math.min(n, start + step);
       const chunk = rows(pixelValues, start, end);
-      const out = await this.sessions.vision.run({ pixel_values: floatTensor(chunk.data, chunk.dims) });
+      // fp16 takes pixel_values as float16, as the model card's `.to("cuda", torch.float16)`.
+      const pixels = this.dtype === 'fp16' ? halfTensor(chunk.data, chunk.dims) : floatTensor(chunk.data, chunk.dims);
+      const out = await this.sessions.vision.run({ pixel_values: pixels });
       // The ITC feature is normalised from the states, so a non-finite state shows here too.
       assertFinite(out.image_embeds.data as Float32Array, this.source.weights.file, 'image features');
       states.set(out.vision_states.data as Float32Array, start * tokens * v.hidden_size);
@@ -360,9 +387,11 @@ export class BlipForImageTextRetrieval {
       const t = this.config.text_config;
       const headDim = t.hidden_size / t.num_attention_heads;
       const feeds: Record<string, ort.Tensor> = { [USE_IMAGE]: boolTensor(false) };
+      const half = this.graphs.text.halfActivations === true;
+      const zeros = (dims: number[]) => (half ? halfTensor(new Float32Array(t.hidden_size), dims) : floatTensor(new Float32Array(t.hidden_size), dims));
       for (let i = 0; i < t.num_hidden_layers; i++) {
-        feeds[crossKeyName(i)] = floatTensor(new Float32Array(t.hidden_size), [1, t.num_attention_heads, headDim, 1]);
-        feeds[crossValueName(i)] = floatTensor(new Float32Array(t.hidden_size), [1, t.num_attention_heads, 1, headDim]);
+        feeds[crossKeyName(i)] = zeros([1, t.num_attention_heads, headDim, 1]);
+        feeds[crossValueName(i)] = zeros([1, t.num_attention_heads, 1, headDim]);
       }
       this.placeholderFeeds = feeds;
     }
@@ -409,7 +438,8 @@ export class BlipForImageTextRetrieval {
  * weights, single-threaded per session. ORT maps the checkpoint and frees each mapping once a
  * weight is packed, so this adds no peak memory. If one fails, the others are released.
  */
-async function createSessions(graphs: Record<keyof Sessions, BuiltGraph>, options: RuntimeOptions): Promise<Sessions> {
+async function createSessions(graphs: Record<keyof Sessions, BuiltGraph>, options: RuntimeOptions & { dtype: Dtype }): Promise<Sessions> {
+  if (options.executionProvider === 'webgpu' && options.dtype === 'fp16') await assertWebGpuShaderF16();
   const keys = Object.keys(graphs) as Array<keyof Sessions>;
   const settled = await Promise.allSettled(keys.map((k) => GraphSession.create(graphs[k], options)));
   const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -74,7 +74,9 @@ export async function modelCacheKey(model: BlipForImageTextRetrieval): Promise<s
   const { fingerprint } = await fingerprintWeights(files.size > 0 ? [...files] : [weights.file]);
   const config = await readRegularFile(join(model.source.dir, 'config.json'), { kind: 'configJson', what: 'config.json' });
   const preprocessor = await readRegularFile(join(model.source.dir, 'preprocessor_config.json'), { kind: 'configJson', what: 'preprocessor_config.json' });
-  return sha256Hex(`blip-itm eval cache ${CACHE_FORMAT}`, config, preprocessor, fingerprint);
+  // fp32 keeps the key it had before dtypes existed, so existing caches stay valid.
+  const parts = model.dtype === 'fp32' ? [] : [`dtype ${model.dtype}`];
+  return sha256Hex(`blip-itm eval cache ${CACHE_FORMAT}`, config, preprocessor, fingerprint, ...parts);
 }
 
 export class EncodingCache implements TensorStore {

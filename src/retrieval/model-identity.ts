@@ -1,11 +1,14 @@
-import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { readBlipConfig } from '../checkpoint/config.js';
+import { fingerprintWeights } from '../checkpoint/fingerprint.js';
 import { parseModelReference, type ResolveOptions, resolveCheckpoint } from '../checkpoint/hub.js';
 import type { TensorIndex } from '../checkpoint/tensor-info.js';
 import { openWeights } from '../checkpoint/weights.js';
-import { openRegularFile } from '../io/files.js';
+import { type Dtype, parseDtype } from '../checkpoint/dtype.js';
 import { BlipForImageTextRetrieval, type FromPretrainedOptions } from '../model/blip-itm.js';
+
+// Moved to the checkpoint layer so weight conversion can key its cache on it; re-exported for callers.
+export { fingerprintWeights };
 
 /**
  * Which model made a set of image features. Two identities describe the same features when their
@@ -29,47 +32,8 @@ export interface ModelIdentity {
   dims: number;
   /** The vision encoder's input size (pixels per side). */
   imageSize: number;
-}
-
-const CHUNK = 64 * 1024;
-const CHUNKS = 16;
-
-/**
- * A content fingerprint of checkpoint weight files that costs about 1 MiB of reads whatever their
- * size: sha256 over each file's byte length and 16 evenly spaced 64 KiB windows (the first holds
- * the safetensors header / zip entries, the last the end of the data); files under 1 MiB are hashed
- * whole. Files are taken in the order of their base names, and their names and dates are not hashed,
- * so a copied, moved, re-downloaded or touched checkpoint keeps its fingerprint, while any two
- * differently trained checkpoints (whose tensors differ everywhere) get different ones.
- */
-export async function fingerprintWeights(files: string[]): Promise<{ fingerprint: string; bytes: number }> {
-  const sorted = [...new Set(files)].sort((a, b) => (basename(a) < basename(b) ? -1 : basename(a) > basename(b) ? 1 : a < b ? -1 : 1));
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for (const file of sorted) {
-    const { handle: fh, size } = await openRegularFile(file, { what: 'a weights file' });
-    try {
-      bytes += size;
-      hash.update(`file ${size}\n`);
-      const offsets: number[] = [];
-      if (size <= CHUNK * CHUNKS) offsets.push(0);
-      else for (let i = 0; i < CHUNKS; i++) offsets.push(Math.floor((i * (size - CHUNK)) / (CHUNKS - 1)));
-      const length = size <= CHUNK * CHUNKS ? size : CHUNK;
-      const buf = Buffer.alloc(length);
-      for (const offset of offsets) {
-        let got = 0;
-        while (got < length) {
-          const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
-        }
-        hash.update(buf.subarray(0, got));
-      }
-    } finally {
-      await fh.close();
-    }
-  }
-  return { fingerprint: `sampled-sha256-v1:${hash.digest('hex')}`, bytes };
+  /** The precision the features were computed in; absent in indexes made before dtypes existed (= fp32). */
+  dtype?: Dtype;
 }
 
 function weightFiles(tensors: TensorIndex, fallback: string): string[] {
@@ -96,18 +60,20 @@ export async function modelIdentity(model: BlipForImageTextRetrieval): Promise<M
     fingerprint,
     dims: model.config.image_text_hidden_size,
     imageSize: model.config.vision_config.image_size,
+    dtype: model.dtype,
   };
 }
 
 /** Whether features from `a` and `b` may be compared or mixed. */
 export function sameModel(a: ModelIdentity, b: ModelIdentity): boolean {
-  return a.fingerprint === b.fingerprint && a.dims === b.dims;
+  return a.fingerprint === b.fingerprint && a.dims === b.dims && (a.dtype ?? 'fp32') === (b.dtype ?? 'fp32');
 }
 
 /** One line naming a model for error messages. */
 export function describeIdentity(m: ModelIdentity): string {
   const at = m.commit ? `@${m.commit.slice(0, 10)}` : m.revision ? `@${m.revision}` : '';
-  return `${m.model}${at} (${m.weightsFile}, ${m.dims}-d features, ${m.fingerprint.replace(/^.*:/, '').slice(0, 12)})`;
+  const dtype = m.dtype && m.dtype !== 'fp32' ? `, ${m.dtype}` : '';
+  return `${m.model}${at} (${m.weightsFile}, ${m.dims}-d features${dtype}, ${m.fingerprint.replace(/^.*:/, '').slice(0, 12)})`;
 }
 
 /**
@@ -138,6 +104,7 @@ export async function lazyModel(idOrPath: string, options: FromPretrainedOptions
     fingerprint,
     dims: config.image_text_hidden_size,
     imageSize: config.vision_config.image_size,
+    dtype: parseDtype(options.dtype),
   };
   return {
     identity,

@@ -1,13 +1,19 @@
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
-import { BlipError } from '../errors.js';
+import { floatsToHalf } from '../checkpoint/half.js';
+import type { Dtype } from '../checkpoint/dtype.js';
 import type { BuiltGraph } from '../graph/builder.js';
+import { DataType, encodeModel } from '../graph/onnx-proto.js';
 import { ensureOrtEnvironment } from './ort-env.js';
+import { providerError } from './provider-errors.js';
 
-export type ExecutionProvider = 'cpu' | 'cuda';
+export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 
 export interface RuntimeOptions {
-  /** Execution provider; 'cuda' needs onnxruntime-node's CUDA binaries (see README, "GPU"). */
+  /**
+   * Execution provider; 'cuda' needs onnxruntime-node's CUDA binaries, 'webgpu' a Vulkan driver
+   * (see README, "GPU"). Operators a GPU provider lacks run on the CPU, as onnxruntime assigns them.
+   */
   executionProvider?: ExecutionProvider;
   /** Threads for one operator; default: every CPU this process may use. */
   intraOpThreads?: number;
@@ -23,7 +29,7 @@ export class GraphSession {
 
   private constructor(readonly name: string, private readonly session: ort.InferenceSession) {}
 
-  static async create(graph: BuiltGraph, options: RuntimeOptions = {}): Promise<GraphSession> {
+  static async create(graph: BuiltGraph, options: RuntimeOptions & { dtype?: Dtype } = {}): Promise<GraphSession> {
     // onnxruntime's own log lines would break the CLI's one-line errors; its failures reach
     // us as exceptions, which say the same.
     ort.env.logLevel = 'fatal';
@@ -35,20 +41,14 @@ export class GraphSession {
       // Left at 0, onnxruntime-node ran on one thread on a 2-vCPU VM: half the GEMM rate.
       intraOpNumThreads: options.intraOpThreads ?? availableParallelism(),
     };
-    if (graph.weightsFolder) {
-      // onnxruntime-node passes `extra` through as session config entries.
-      (sessionOptions as Record<string, unknown>).extra = {
-        session: { model_external_initializers_file_folder_path: graph.weightsFolder },
-      };
-    }
+    const extra: Record<string, Record<string, string>> = {};
+    // onnxruntime-node passes `extra` through as session config entries.
+    if (graph.weightsFolder) extra.session = { model_external_initializers_file_folder_path: graph.weightsFolder };
+    if (Object.keys(extra).length > 0) (sessionOptions as Record<string, unknown>).extra = extra;
     try {
       return new GraphSession(graph.name, await ort.InferenceSession.create(graph.bytes, sessionOptions));
     } catch (e) {
-      const ep = options.executionProvider ?? 'cpu';
-      const hint = ep === 'cuda'
-        ? ' (the CUDA provider needs onnxruntime-node installed with its CUDA binaries; see the README section "GPU")'
-        : '';
-      throw new BlipError(`could not create the ${graph.name} session on ${ep}${hint}: ${(e as Error).message}`, { cause: e });
+      throw providerError(graph.name, options.executionProvider ?? 'cpu', options.dtype ?? 'fp32', e);
     }
   }
 
@@ -66,10 +66,39 @@ export function floatTensor(data: Float32Array, dims: readonly number[]): ort.Te
   return new ort.Tensor('float32', data, dims);
 }
 
+/** A float16 tensor of float32 values (rounded to nearest even). */
+export function halfTensor(data: Float32Array, dims: readonly number[]): ort.Tensor {
+  return new ort.Tensor('float16', floatsToHalf(data), dims);
+}
+
 export function int64Tensor(data: BigInt64Array, dims: readonly number[]): ort.Tensor {
   return new ort.Tensor('int64', data, dims);
 }
 
 export function boolTensor(value: boolean): ort.Tensor {
   return new ort.Tensor('bool', new Uint8Array([value ? 1 : 0]), [1]);
+}
+
+/**
+ * WebGPU compiles float16 shaders only on adapters with `shader-f16`, and onnxruntime finds out
+ * on the first run, not at session creation: a one-MatMul float16 graph run here turns that into
+ * an error at load time.
+ */
+export async function assertWebGpuShaderF16(): Promise<void> {
+  const bytes = encodeModel({
+    producerName: 'blip-itm', producerVersion: '1', opsets: [{ domain: '', version: 17 }],
+    graph: {
+      name: 'f16_probe', nodes: [{ opType: 'MatMul', inputs: ['x', 'x'], outputs: ['y'], name: 'm' }], initializers: [],
+      inputs: [{ name: 'x', elemType: DataType.FLOAT16, shape: [2, 2] }], outputs: [{ name: 'y', elemType: DataType.FLOAT16, shape: [2, 2] }],
+    },
+  });
+  let session: ort.InferenceSession | undefined;
+  try {
+    session = await ort.InferenceSession.create(bytes, { executionProviders: ['webgpu'], logSeverityLevel: 4 });
+    await session.run({ x: new ort.Tensor('float16', new Uint16Array(4).fill(0x3c00), [2, 2]) });
+  } catch (e) {
+    throw providerError('fp16 probe', 'webgpu', 'fp16', e);
+  } finally {
+    await session?.release();
+  }
 }
