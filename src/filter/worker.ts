@@ -1,0 +1,150 @@
+import { Queue, Worker, type Job } from 'bullmq';
+import type { PairOutcome } from '../engine/types.js';
+import { BlipError } from '../errors.js';
+import { describeIdentity } from '../retrieval/model-identity.js';
+import type { ModelBackend } from './backend.js';
+import { openDuckDb } from './duckdb.js';
+import { readManifest, recordUnitDone, unitComplete } from './manifest.js';
+import type { PartSummary } from './part-writer.js';
+import { processUnit } from './process-unit.js';
+import { connectRedis, type FilterJob, queueCounts, queueNameFor, type QueueLocation, registeredQueues } from './queue.js';
+import { cleanStaleTemps } from './temp-files.js';
+
+/** BullMQ's default lock; a dead worker's unit goes back to the queue about this long after it died. */
+export const DEFAULT_LOCK_MS = 30_000;
+
+export interface WorkerRequest {
+  location: QueueLocation;
+  /** Only this output's queue; default: every queue planned into this Redis. */
+  output?: string;
+  /**
+   * The model to score with: the worker's own (`--model`), or, when it has none, the one a job
+   * names. Either way a job whose model fingerprint differs is refused.
+   */
+  backend: (jobModel: string) => Promise<ModelBackend>;
+  /** Keep waiting for new units when the queues are drained (default: exit). */
+  wait: boolean;
+  lockMs?: number;
+  /** How often to look again when waiting for other workers' units or new queues. */
+  pollMs?: number;
+  onProgress?: (outcomes: PairOutcome[]) => void;
+  onUnit?: (job: FilterJob, part: PartSummary) => void;
+  onLog?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface WorkerSummary {
+  units: number;
+  pairs: number;
+  /** Queues this worker refused to work on (another model), with why. */
+  refused: string[];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A filter worker: takes units from the queues and scores each exactly as a local run would,
+ * committing its part (temp file, rename) and then the manifest. Exits when no queue it serves
+ * has a unit waiting, delayed or active (another worker's active unit may still come back, if
+ * that worker died: BullMQ's stalled-job check, run by the live workers every `lockMs`, returns it
+ * to the queue), or keeps polling with `wait`.
+ */
+export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> {
+  const lockMs = request.lockMs ?? DEFAULT_LOCK_MS;
+  const pollMs = request.pollMs ?? 500;
+  const summary: WorkerSummary = { units: 0, pairs: 0, refused: [] };
+  const client = await connectRedis(request.location);
+  const db = await openDuckDb();
+  const backends = new Map<string, Promise<ModelBackend>>();
+  const cleaned = new Set<string>();
+  const refusedQueues = new Set<string>();
+
+  async function process(job: Job<FilterJob>, queueName: string): Promise<PartSummary> {
+    const data = job.data;
+    let backend = backends.get(data.model.model);
+    if (!backend) {
+      backend = request.backend(data.model.model);
+      backends.set(data.model.model, backend);
+    }
+    const b = await backend;
+    if (b.identity.fingerprint !== data.model.fingerprint) {
+      refusedQueues.add(queueName);
+      const why = `queue ${queueName} (${data.output}) is for model ${data.model.model} (${data.model.fingerprint.slice(-12)}); this worker has ${describeIdentity(b.identity)}`;
+      if (!summary.refused.includes(why)) summary.refused.push(why);
+      throw new BlipError(`refused: ${why}`);
+    }
+    if (!cleaned.has(data.output)) {
+      await cleanStaleTemps(data.output);
+      cleaned.add(data.output);
+    }
+    // A retried unit that its first worker did commit after all is not scored again.
+    const entry = (await readManifest(data.output))?.units[data.unit.id];
+    if (entry && entry.state === 'done' && (await unitComplete(data.output, entry))) {
+      const { part, bytes, rows, kept, errors } = entry;
+      return { part, bytes, rows, kept, errors };
+    }
+    const engine = await b.engine(data.options.itmTextStart);
+    const part = await processUnit({
+      engine, connection: db.connection, output: data.output, options: data.options, signal: request.signal,
+      onProgress: (o) => { summary.pairs += o.length; request.onProgress?.(o); },
+    }, data.unit);
+    await recordUnitDone(data.output, data.unit, part);
+    summary.units++;
+    request.onUnit?.(data, part);
+    return part;
+  }
+
+  async function drain(queueName: string): Promise<boolean> {
+    const queue = new Queue(queueName, { connection: client });
+    try {
+      const initial = await queueCounts(queue);
+      if (initial.waiting + initial.active + initial.delayed === 0) return false;
+      const workerClient = client.duplicate();
+      workerClient.on('error', () => {});
+      const worker = new Worker<FilterJob, PartSummary>(queueName, (job) => process(job, queueName), {
+        connection: workerClient, concurrency: 1, lockDuration: lockMs, stalledInterval: lockMs, maxStalledCount: 3, drainDelay: 1, autorun: true,
+      });
+      let busy = false;
+      worker.on('active', () => { busy = true; });
+      worker.on('completed', () => { busy = false; });
+      worker.on('failed', (job, e) => {
+        busy = false;
+        request.onLog?.(`unit ${job?.data.unit.id ?? '?'} of ${job?.data.output ?? queueName} failed: ${e.message}`);
+      });
+      worker.on('error', (e) => request.onLog?.(`queue ${queueName}: ${e.message}`));
+      try {
+        for (;;) {
+          await sleep(pollMs);
+          if (request.signal?.aborted || refusedQueues.has(queueName)) break;
+          const c = await queueCounts(queue);
+          if (!busy && c.waiting + c.active + c.delayed === 0) break;
+        }
+      } finally {
+        await worker.close();
+        workerClient.disconnect();
+      }
+      return true;
+    } finally {
+      await queue.close();
+    }
+  }
+
+  try {
+    for (;;) {
+      const names = request.output !== undefined ? [queueNameFor(request.output)] : (await registeredQueues(client)).map((e) => e.queue);
+      let worked = false;
+      for (const name of names) {
+        if (request.signal?.aborted) break;
+        if (refusedQueues.has(name)) continue;
+        if (await drain(name)) worked = true;
+      }
+      if (request.signal?.aborted || (!request.wait && !worked)) break;
+      if (!worked) await sleep(Math.max(pollMs, 2000));
+    }
+    return summary;
+  } finally {
+    for (const b of backends.values()) await (await b.catch(() => undefined))?.close();
+    db.close();
+    client.disconnect();
+  }
+}
