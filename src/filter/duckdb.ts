@@ -2,18 +2,34 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { BlipError } from '../errors.js';
 import type { InputFormat } from './options.js';
 
+export interface FilterDuckDb {
+  /** The first connection. */
+  connection: DuckDBConnection;
+  /**
+   * Another connection, for work running at the same time: a query on a connection ends the
+   * stream of the query before it, so concurrent units must not share one.
+   */
+  connect(): Promise<DuckDBConnection>;
+  close(): void;
+}
+
 /**
  * The filter's embedded DuckDB: reads CSV/JSONL/Parquet inputs and writes Parquet/JSONL parts.
  * One in-memory database per process; insertion order is preserved (the default), so a query's
  * rows come in file order and LIMIT/OFFSET ranges of a file are stable between runs.
  */
-export async function openDuckDb(): Promise<{ connection: DuckDBConnection; close(): void }> {
+export async function openDuckDb(): Promise<FilterDuckDb> {
   const instance = await DuckDBInstance.create(':memory:', { preserve_insertion_order: 'true' });
-  const connection = await instance.connect();
+  const connections = [await instance.connect()];
   return {
-    connection,
+    connection: connections[0],
+    async connect() {
+      const c = await instance.connect();
+      connections.push(c);
+      return c;
+    },
     close() {
-      connection.closeSync();
+      for (const c of connections) c.closeSync();
       instance.closeSync();
     },
   };

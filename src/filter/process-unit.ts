@@ -49,6 +49,9 @@ async function processTableUnit(ctx: UnitContext, unit: Extract<Unit, { kind: 'r
   if (options.inputFormat === 'webdataset') throw new Error('a row unit of a WebDataset input');
   const table = await readTableRows(ctx.connection, options.inputFormat, unit.file, unit, unit.varchar);
   checkColumnNames(table.names, unit.file);
+  if (table.rows.length !== unit.count) {
+    throw new BlipError(`${oneLine(unit.file)}: read ${table.rows.length} rows at offset ${unit.offset} where ${unit.count} were planned; did the file change?`, { subject: unit.file });
+  }
   const imageAt = table.names.indexOf(options.imageCol);
   const textAt = table.names.indexOf(options.textCol);
   if (imageAt < 0 || textAt < 0) throw new BlipError(`${oneLine(unit.file)}: the image or text column is missing`, { subject: unit.file });

@@ -7,13 +7,16 @@ import { openOutput } from './output-folder.js';
 import { processUnit } from './process-unit.js';
 import { FilterProgress } from './progress.js';
 
+/** Units scored at the same time by one process. */
+export const UNITS_AT_ONCE = 2;
+
 export interface LocalRunRequest {
   output: string;
   inputs: InputFile[];
   options: ResultOptions;
   model: ManifestModel;
   overwrite: boolean;
-  /** Created only when there is work to do (a finished output is never re-scored). */
+  /** Asked for only when there is work to do (a finished output is never re-scored); the caller closes it. */
   engine: () => Promise<Engine>;
   /** Redrawn as pairs finish. */
   onProgress?: (progress: FilterProgress) => void;
@@ -35,8 +38,8 @@ export interface FilterSummary {
 
 /**
  * Filters in this process: plans (or resumes) the output, then scores the units that are not
- * complete, one after another, each committed (part renamed into place, then the manifest) before
- * the next starts, so a crash at any point loses at most the unit in progress.
+ * complete, two at a time, each committed on its own (part renamed into place, then the manifest),
+ * so a crash at any point loses at most the units in progress.
  */
 export async function runLocal(request: LocalRunRequest): Promise<FilterSummary> {
   const db = await openDuckDb();
@@ -46,21 +49,28 @@ export async function runLocal(request: LocalRunRequest): Promise<FilterSummary>
     const total = opened.todo.every((u) => u.kind === 'rows') ? opened.todo.reduce((n, u) => n + (u.kind === 'rows' ? u.count : 0), 0) : null;
     const progress = new FilterProgress(request.options, total);
     if (opened.todo.length > 0) engine = await request.engine();
-    for (const unit of opened.todo) {
-      const ctx = {
-        engine: engine!, connection: db.connection, output: request.output, options: request.options, signal: request.signal,
-        onProgress: (o: Parameters<FilterProgress['add']>[0]) => { progress.add(o); request.onProgress?.(progress); },
-      };
-      const part = await processUnit(ctx, unit);
-      await recordUnitDone(request.output, unit, part);
-    }
+    const queue = [...opened.todo];
+    const lane = async () => {
+      const connection = await db.connect();
+      for (let unit = queue.shift(); unit; unit = queue.shift()) {
+        const ctx = {
+          engine: engine!, connection, output: request.output, options: request.options, signal: request.signal,
+          onProgress: (o: Parameters<FilterProgress['add']>[0]) => { progress.add(o); request.onProgress?.(progress); },
+        };
+        const part = await processUnit(ctx, unit);
+        await recordUnitDone(request.output, unit, part);
+      }
+    };
+    // Two units at once, so the engine stays fed while one unit's last pairs finish and its part is written.
+    const lanes = await Promise.allSettled(Array.from({ length: Math.min(UNITS_AT_ONCE, queue.length) }, lane));
+    const failed = lanes.find((l): l is PromiseRejectedResult => l.status === 'rejected');
+    if (failed) throw failed.reason;
     const manifest = (await readManifest(request.output)) ?? opened.manifest;
     return {
       output: request.output, manifest, unitsRun: opened.todo.length, unitsSkipped: Object.keys(manifest.units).length - opened.todo.length,
       pairsRun: progress.counts.pairs, seconds: progress.seconds, resumed: opened.resumed,
     };
   } finally {
-    await engine?.close();
     db.close();
   }
 }

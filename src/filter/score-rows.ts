@@ -3,8 +3,12 @@ import type { RowPair } from './pairs.js';
 
 /** Pairs per engine job: small enough that several jobs overlap, large enough to batch well. */
 export const PAIRS_PER_JOB = 32;
-/** Engine jobs in flight: the bounded prefetch that keeps the engine busy and memory flat. */
-export const JOBS_IN_FLIGHT = 4;
+/**
+ * Engine jobs in flight per unit: the bounded prefetch that keeps the engine busy and memory flat.
+ * Image preparation has latency (a worker thread reads, decodes and resizes), so enough images
+ * must be queued ahead of the model for its lane never to wait: 8 × 32 pairs.
+ */
+export const JOBS_IN_FLIGHT = 8;
 /** A job of 32 pairs takes about a minute on a slow CPU with the large model; never time it out. */
 const JOB_DEADLINE_MS = 24 * 3600 * 1000;
 

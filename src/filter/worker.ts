@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { PairOutcome } from '../engine/types.js';
 import { BlipError } from '../errors.js';
@@ -102,7 +103,7 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
       const workerClient = client.duplicate();
       workerClient.on('error', () => {});
       const worker = new Worker<FilterJob, PartSummary>(queueName, (job) => process(job, queueName), {
-        connection: workerClient, concurrency: 1, lockDuration: lockMs, stalledInterval: lockMs, maxStalledCount: 3, drainDelay: 1, autorun: true,
+        name: `${hostname()}:${process.pid}`, connection: workerClient, concurrency: 1, lockDuration: lockMs, stalledInterval: lockMs, maxStalledCount: 5, drainDelay: 1, autorun: true,
       });
       let busy = false;
       worker.on('active', () => { busy = true; });
