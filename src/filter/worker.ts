@@ -60,7 +60,7 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
   const cleaned = new Set<string>();
   const refusedQueues = new Set<string>();
 
-  async function process(job: Job<FilterJob>, queueName: string): Promise<PartSummary> {
+  async function processJob(job: Job<FilterJob>, queueName: string): Promise<PartSummary> {
     const data = job.data;
     let backend = backends.get(data.model.model);
     if (!backend) {
@@ -102,7 +102,7 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
       if (initial.waiting + initial.active + initial.delayed === 0) return false;
       const workerClient = client.duplicate();
       workerClient.on('error', () => {});
-      const worker = new Worker<FilterJob, PartSummary>(queueName, (job) => process(job, queueName), {
+      const worker = new Worker<FilterJob, PartSummary>(queueName, (job) => processJob(job, queueName), {
         name: `${hostname()}:${process.pid}`, connection: workerClient, concurrency: 1, lockDuration: lockMs, stalledInterval: lockMs, maxStalledCount: 5, drainDelay: 1, autorun: true,
       });
       let busy = false;
