@@ -46,12 +46,13 @@ export async function filterWorkerCommand(argv: string[], reporter: Reporter): P
   const progress = new FilterProgress({ threshold: 0.5, minCosine: null }, null);
   const draw = throttled(reporter);
   const summary = await runWorker({
-    location, output: values.output, wait: values.wait, lockMs,
+    location, output: values.output, wait: values.wait, lockMs, identity: own?.identity,
     backend: (jobModel): Promise<ModelBackend> => own ? Promise.resolve(own) : cliBackend(jobModel, values, reporter),
     onProgress: (o) => { progress.add(o); draw(() => `${progress.line().replace(/ {2}kept.*$/, '')}`); },
-    onLog: (line) => { reporter.done(); process.stderr.write(`blip-itm: ${line}\n`); },
+    onLog: (line) => { if (!line.startsWith('refused: ')) { reporter.done(); process.stderr.write(`blip-itm: ${line}\n`); } },
   });
   reporter.done();
+  await own?.close();
   if (summary.refused.length > 0 && summary.units === 0) throw new BlipError(`filter-worker refused: ${summary.refused[0]}`);
   if (values.json) return JSON.stringify({ units: summary.units, pairs: summary.pairs, refused: summary.refused, seconds: Number(progress.seconds.toFixed(3)) });
   return `filter-worker: ${summary.units} unit(s), ${summary.pairs} pair(s) in ${progress.seconds.toFixed(1)} s${summary.refused.length > 0 ? `; refused ${summary.refused.length} queue(s)` : ''}`;

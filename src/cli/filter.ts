@@ -220,7 +220,7 @@ export async function filterCommand(argv: string[], reporter: Reporter): Promise
     }
     const progress = new FilterProgress(options, null);
     const worked = await runWorker({
-      location, output, wait: values.wait, lockMs,
+      location, output, wait: values.wait, lockMs, identity: backend.identity,
       backend: async () => backend,
       onProgress: (o) => { progress.add(o); draw(() => progress.line()); },
       onLog: (line) => { reporter.done(); process.stderr.write(`blip-itm: ${line}\n`); },

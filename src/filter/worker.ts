@@ -2,13 +2,13 @@ import { hostname } from 'node:os';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { PairOutcome } from '../engine/types.js';
 import { BlipError } from '../errors.js';
-import { describeIdentity } from '../retrieval/model-identity.js';
+import { describeIdentity, type ModelIdentity } from '../retrieval/model-identity.js';
 import type { ModelBackend } from './backend.js';
 import { openDuckDb } from './duckdb.js';
 import { readManifest, recordUnitDone, unitComplete } from './manifest.js';
 import type { PartSummary } from './part-writer.js';
 import { processUnit } from './process-unit.js';
-import { connectRedis, type FilterJob, queueCounts, queueNameFor, type QueueLocation, registeredQueues } from './queue.js';
+import { connectRedis, type FilterJob, queueCounts, queueNameFor, type QueueLocation, registeredQueues, type RegistryEntry } from './queue.js';
 import { cleanStaleTemps } from './temp-files.js';
 
 /** BullMQ's default lock; a dead worker's unit goes back to the queue about this long after it died. */
@@ -23,6 +23,8 @@ export interface WorkerRequest {
    * names. Either way a job whose model fingerprint differs is refused.
    */
   backend: (jobModel: string) => Promise<ModelBackend>;
+  /** The worker's own model, when it has one: queues planned with another are refused before any job is taken. */
+  identity?: ModelIdentity;
   /** Keep waiting for new units when the queues are drained (default: exit). */
   wait: boolean;
   lockMs?: number;
@@ -69,10 +71,8 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
     }
     const b = await backend;
     if (b.identity.fingerprint !== data.model.fingerprint) {
-      refusedQueues.add(queueName);
-      const why = `queue ${queueName} (${data.output}) is for model ${data.model.model} (${data.model.fingerprint.slice(-12)}); this worker has ${describeIdentity(b.identity)}`;
-      if (!summary.refused.includes(why)) summary.refused.push(why);
-      throw new BlipError(`refused: ${why}`);
+      refuse(queueName, data.output, data.model, b.identity);
+      throw new BlipError(`refused by a worker with another model (${describeIdentity(b.identity)})`);
     }
     if (!cleaned.has(data.output)) {
       await cleanStaleTemps(data.output);
@@ -95,7 +95,18 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
     return part;
   }
 
-  async function drain(queueName: string): Promise<boolean> {
+  function refuse(queueName: string, output: string, model: { model: string; fingerprint: string }, own: ModelIdentity): void {
+    refusedQueues.add(queueName);
+    const why = `queue ${queueName} (${output}) is for model ${model.model} (${model.fingerprint.slice(-12)}); this worker has ${describeIdentity(own)}`;
+    if (!summary.refused.includes(why)) summary.refused.push(why);
+    request.onLog?.(`refused: ${why}`);
+  }
+
+  async function drain(queueName: string, entry?: RegistryEntry): Promise<boolean> {
+    if (request.identity && entry && entry.model.fingerprint !== request.identity.fingerprint) {
+      refuse(queueName, entry.output, entry.model, request.identity);
+      return false;
+    }
     const queue = new Queue(queueName, { connection: client });
     try {
       const initial = await queueCounts(queue);
@@ -132,12 +143,13 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
 
   try {
     for (;;) {
-      const names = request.output !== undefined ? [queueNameFor(request.output)] : (await registeredQueues(client)).map((e) => e.queue);
+      const registry = await registeredQueues(client);
+      const names = request.output !== undefined ? [queueNameFor(request.output)] : registry.map((e) => e.queue);
       let worked = false;
       for (const name of names) {
         if (request.signal?.aborted) break;
         if (refusedQueues.has(name)) continue;
-        if (await drain(name)) worked = true;
+        if (await drain(name, registry.find((e) => e.queue === name))) worked = true;
       }
       if (request.signal?.aborted || (!request.wait && !worked)) break;
       if (!worked) await sleep(Math.max(pollMs, 2000));
