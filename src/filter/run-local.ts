@@ -4,6 +4,8 @@ import type { InputFile } from './inputs.js';
 import { type Manifest, type ManifestModel, readManifest, recordUnitDone } from './manifest.js';
 import type { ResultOptions } from './options.js';
 import { openOutput } from './output-folder.js';
+import type { PartSummary } from './part-writer.js';
+import type { Unit } from './plan.js';
 import { processUnit } from './process-unit.js';
 import { FilterProgress } from './progress.js';
 
@@ -20,6 +22,8 @@ export interface LocalRunRequest {
   engine: () => Promise<Engine>;
   /** Redrawn as pairs finish. */
   onProgress?: (progress: FilterProgress) => void;
+  /** Called as each unit is committed. */
+  onUnit?: (unit: Unit, part: PartSummary) => void;
   signal?: AbortSignal;
 }
 
@@ -59,6 +63,7 @@ export async function runLocal(request: LocalRunRequest): Promise<FilterSummary>
         };
         const part = await processUnit(ctx, unit);
         await recordUnitDone(request.output, unit, part);
+        request.onUnit?.(unit, part);
       }
     };
     // Two units at once, so the engine stays fed while one unit's last pairs finish and its part is written.

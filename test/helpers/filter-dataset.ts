@@ -77,7 +77,11 @@ function csvField(v: string): string {
   return /[",\n\r]/.test(v) || v === '' ? `"${v.replace(/"/g, '""')}"` : v;
 }
 
-export async function writeFilterDataset(dir: string, options: { images?: number; captionsPerImage?: number } = {}): Promise<FilterDataset> {
+export async function writeFilterDataset(
+  dir: string,
+  options: { images?: number; captionsPerImage?: number; formats?: ('csv' | 'jsonl' | 'parquet' | 'webdataset')[] } = {},
+): Promise<FilterDataset> {
+  const formats = new Set(options.formats ?? ['csv', 'jsonl', 'parquet', 'webdataset']);
   const imageRoot = join(dir, 'root');
   const count = options.images ?? 320;
   const per = options.captionsPerImage ?? 6.5;
@@ -103,13 +107,20 @@ export async function writeFilterDataset(dir: string, options: { images?: number
   const half = Math.floor(rows.length / 2);
   const csv = [join(dir, 'data-a.csv'), join(dir, 'data-b.csv')];
   [rows.slice(0, half), rows.slice(half)].forEach((part, i) => {
-    writeFileSync(csv[i], `id,image,caption\n${part.map((r) => [r.id, r.image, r.caption].map(csvField).join(',')).join('\n')}\n`);
+    if (formats.has('csv')) writeFileSync(csv[i], `id,image,caption\n${part.map((r) => [r.id, r.image, r.caption].map(csvField).join(',')).join('\n')}\n`);
   });
   const jsonl = join(dir, 'data.jsonl');
-  writeFileSync(jsonl, rows.map((r) => JSON.stringify({ id: r.id, image: r.image, caption: r.caption })).join('\n') + '\n');
+  if (formats.has('jsonl')) writeFileSync(jsonl, rows.map((r) => JSON.stringify({ id: r.id, image: r.image, caption: r.caption })).join('\n') + '\n');
 
   // Parquet with the image bytes in a BLOB column, as img2dataset writes them (a missing file has no bytes: null).
   const parquet = join(dir, 'data.parquet');
+  const shards = [join(dir, 'shard-000000.tar'), join(dir, 'shard-000001.tar')];
+  if (formats.has('parquet')) await writeParquet(parquet, rows, imageRoot);
+  if (formats.has('webdataset')) await writeShards(shards, [rows.slice(0, half), rows.slice(half)], imageRoot);
+  return { dir, imageRoot, rows, images: count, csv, jsonl, parquet, shards };
+}
+
+async function writeParquet(parquet: string, rows: DatasetRow[], imageRoot: string): Promise<void> {
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
   await conn.run('CREATE TABLE t (id VARCHAR, image BLOB, caption VARCHAR, width INTEGER)');
@@ -127,10 +138,11 @@ export async function writeFilterDataset(dir: string, options: { images?: number
   await conn.run(`COPY t TO '${parquet.replace(/'/g, "''")}' (FORMAT parquet)`);
   conn.closeSync();
   instance.closeSync();
+}
 
-  // WebDataset: two shards, key = id, .jpg/.png + .txt (a missing image: no image member).
-  const shards = [join(dir, 'shard-000000.tar'), join(dir, 'shard-000001.tar')];
-  for (const [i, part] of [rows.slice(0, half), rows.slice(half)].entries()) {
+/** WebDataset: key = id, .jpg/.png + .txt (a missing image: no image member). */
+async function writeShards(shards: string[], parts: DatasetRow[][], imageRoot: string): Promise<void> {
+  for (const [i, part] of parts.entries()) {
     const pack = tar.pack();
     const chunks: Buffer[] = [];
     const done = (async () => { for await (const c of pack) chunks.push(c as Buffer); })();
@@ -145,5 +157,4 @@ export async function writeFilterDataset(dir: string, options: { images?: number
     await done;
     writeFileSync(shards[i], Buffer.concat(chunks));
   }
-  return { dir, imageRoot, rows, images: count, csv, jsonl, parquet, shards };
 }
