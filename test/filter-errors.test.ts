@@ -87,3 +87,37 @@ test('rows that cannot be scored get their error and keep=false; the others are 
   assert.equal(again.units_run, 0);
   assert.equal(again.resumed, true);
 });
+
+test('another model into the same output is refused; --overwrite replaces the run', async () => {
+  const output = join(dir, 'out-model');
+  const args = ['--input', join(dir, 'rows.jsonl'), '--image-root', join(dir, 'root'), '--output', output, '--json'];
+  await filter(...args);
+  await assert.rejects(filterCommand(['--model', `${FIXTURES}/models/tiny-384`, ...args], quiet), (e: unknown) => {
+    assert.ok(e instanceof BlipError);
+    assert.match(e.message, /the output folder holds another filter run: it was made with another model .*tiny.*; use --overwrite/);
+    return true;
+  });
+  const replaced = JSON.parse(await filterCommand(['--model', `${FIXTURES}/models/tiny-384`, ...args, '--overwrite'], quiet));
+  assert.equal(replaced.units_run, 1);
+  assert.match(replaced.model, /tiny-384$/);
+});
+
+test('--pre-caption cleans captions as BLIP did; --itm-text-start reaches the ITM scores', async () => {
+  writeFileSync(join(dir, 'raw.jsonl'), `${JSON.stringify({ image: 'cats.webp', caption: 'Two CATS;  on a (pink) blanket!!' })}\n`);
+  writeFileSync(join(dir, 'clean.jsonl'), `${JSON.stringify({ image: 'cats.webp', caption: 'two cats on a pink blanket' })}\n`);
+  const scores = async (input: string, ...extra: string[]) => {
+    const output = join(dir, `out-${input}-${extra.join('')}`);
+    await filter('--input', join(dir, input), '--image-root', join(dir, 'root'), '--output', output, ...extra);
+    return (await readParts(output, '__row__'))[0];
+  };
+  const cleaned = await scores('raw.jsonl', '--pre-caption');
+  const plain = await scores('clean.jsonl');
+  const raw = await scores('raw.jsonl');
+  assert.deepEqual(cleaned.itm_logits, plain.itm_logits);
+  assert.equal(cleaned.cosine, plain.cosine);
+  assert.equal(cleaned.caption, 'Two CATS;  on a (pink) blanket!!', 'the output keeps the input caption');
+  assert.notDeepEqual(raw.itm_logits, plain.itm_logits);
+  const enc = await scores('clean.jsonl', '--itm-text-start', 'enc');
+  assert.notDeepEqual(enc.itm_logits, plain.itm_logits, 'enc puts [ENC] first: other ITM logits');
+  assert.equal(enc.cosine, plain.cosine, 'ITC does not depend on the ITM start token');
+});
