@@ -8,6 +8,7 @@ import { openDuckDb } from './duckdb.js';
 import { readManifest, recordUnitDone, unitComplete } from './manifest.js';
 import type { PartSummary } from './part-writer.js';
 import { processUnit } from './process-unit.js';
+import { UNITS_AT_ONCE } from './run-local.js';
 import { connectRedis, type FilterJob, queueCounts, queueNameFor, type QueueLocation, registeredQueues, type RegistryEntry } from './queue.js';
 import { cleanStaleTemps } from './temp-files.js';
 
@@ -58,6 +59,7 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
   const summary: WorkerSummary = { units: 0, pairs: 0, refused: [] };
   const client = await connectRedis(request.location);
   const db = await openDuckDb();
+  const idleConnections = [db.connection];
   const backends = new Map<string, Promise<ModelBackend>>();
   const cleaned = new Set<string>();
   const refusedQueues = new Set<string>();
@@ -85,10 +87,17 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
       return { part, bytes, rows, kept, errors };
     }
     const engine = await b.engine(data.options.itmTextStart);
-    const part = await processUnit({
-      engine, connection: db.connection, output: data.output, options: data.options, signal: request.signal,
-      onProgress: (o) => { summary.pairs += o.length; request.onProgress?.(o); },
-    }, data.unit);
+    // Units in progress at the same time each need their own DuckDB connection.
+    const connection = idleConnections.pop() ?? await db.connect();
+    let part: PartSummary;
+    try {
+      part = await processUnit({
+        engine, connection, output: data.output, options: data.options, signal: request.signal,
+        onProgress: (o) => { summary.pairs += o.length; request.onProgress?.(o); },
+      }, data.unit);
+    } finally {
+      idleConnections.push(connection);
+    }
     await recordUnitDone(data.output, data.unit, part);
     summary.units++;
     request.onUnit?.(data, part);
@@ -114,13 +123,13 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
       const workerClient = client.duplicate();
       workerClient.on('error', () => {});
       const worker = new Worker<FilterJob, PartSummary>(queueName, (job) => processJob(job, queueName), {
-        name: `${hostname()}:${process.pid}`, connection: workerClient, concurrency: 1, lockDuration: lockMs, stalledInterval: lockMs, maxStalledCount: 5, drainDelay: 1, autorun: true,
+        name: `${hostname()}:${process.pid}`, connection: workerClient, concurrency: UNITS_AT_ONCE, lockDuration: lockMs, stalledInterval: lockMs, maxStalledCount: 5, drainDelay: 1, autorun: true,
       });
-      let busy = false;
-      worker.on('active', () => { busy = true; });
-      worker.on('completed', () => { busy = false; });
+      let busy = 0;
+      worker.on('active', () => { busy++; });
+      worker.on('completed', () => { busy = Math.max(0, busy - 1); });
       worker.on('failed', (job, e) => {
-        busy = false;
+        busy = Math.max(0, busy - 1);
         request.onLog?.(`unit ${job?.data.unit.id ?? '?'} of ${job?.data.output ?? queueName} failed: ${e.message}`);
       });
       worker.on('error', (e) => request.onLog?.(`queue ${queueName}: ${e.message}`));
@@ -129,7 +138,7 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
           await sleep(pollMs);
           if (request.signal?.aborted || refusedQueues.has(queueName)) break;
           const c = await queueCounts(queue);
-          if (!busy && c.waiting + c.active + c.delayed === 0) break;
+          if (busy === 0 && c.waiting + c.active + c.delayed === 0) break;
         }
       } finally {
         await worker.close();
