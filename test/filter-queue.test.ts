@@ -63,8 +63,10 @@ test('3 filter-workers on a real redis-server, one SIGKILLed mid-unit: every uni
     assert.equal((await victim.done).signal, 'SIGKILL');
 
     for (const w of workers.slice(1)) {
+      const hung = setTimeout(() => w.child.kill('SIGTERM'), 120_000);
       const r = await w.done;
-      assert.equal(r.code, 0, r.stderr);
+      clearTimeout(hung);
+      assert.equal(r.code, 0, `worker exited with ${r.code ?? r.signal}: ${r.stderr}`);
       assert.match(r.stdout, /^filter-worker: \d+ unit\(s\)/);
     }
     const job = await queue.getJob(victimJob!);
@@ -83,6 +85,12 @@ test('3 filter-workers on a real redis-server, one SIGKILLed mid-unit: every uni
   const ids = (await readParts(output, 'id')).map((r) => r.id).sort();
   assert.deepEqual(ids, ds.rows.map((r) => r.id).sort(), 'every input id exactly once');
   assert.deepEqual(tempFiles(output), []);
+
+  // filter --queue without --enqueue-only plans and works itself; on a finished output there is nothing left.
+  const rerun = await spawnCli(plan.filter((a) => a !== '--enqueue-only')).done;
+  assert.equal(rerun.code, 0, rerun.stderr);
+  const again = JSON.parse(rerun.stdout);
+  assert.deepEqual([again.added, again.retried, again.units_run, again.units_done, again.rows], [0, 0, 0, p.units, ds.rows.length]);
 
   const status = await spawnCli(['filter-status', '--queue', redis.url, '--json']).done;
   assert.equal(status.code, 0, status.stderr);

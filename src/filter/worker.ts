@@ -64,7 +64,23 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
   const cleaned = new Set<string>();
   const refusedQueues = new Set<string>();
 
+  /**
+   * Jobs this process is working on, per queue, counted here rather than from the worker's
+   * events: a job whose lock was lost (it stalled and went to another worker) ends with neither
+   * a completed nor a failed event.
+   */
+  const busy = new Map<string, number>();
+
   async function processJob(job: Job<FilterJob>, queueName: string): Promise<PartSummary> {
+    busy.set(queueName, (busy.get(queueName) ?? 0) + 1);
+    try {
+      return await processJobNow(job, queueName);
+    } finally {
+      busy.set(queueName, busy.get(queueName)! - 1);
+    }
+  }
+
+  async function processJobNow(job: Job<FilterJob>, queueName: string): Promise<PartSummary> {
     const data = job.data;
     let backend = backends.get(data.model.model);
     if (!backend) {
@@ -117,6 +133,7 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
       return false;
     }
     const queue = new Queue(queueName, { connection: client });
+    busy.set(queueName, busy.get(queueName) ?? 0);
     try {
       const initial = await queueCounts(queue);
       if (initial.waiting + initial.active + initial.delayed === 0) return false;
@@ -125,11 +142,7 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
       const worker = new Worker<FilterJob, PartSummary>(queueName, (job) => processJob(job, queueName), {
         name: `${hostname()}:${process.pid}`, connection: workerClient, concurrency: UNITS_AT_ONCE, lockDuration: lockMs, stalledInterval: lockMs, maxStalledCount: 5, drainDelay: 1, autorun: true,
       });
-      let busy = 0;
-      worker.on('active', () => { busy++; });
-      worker.on('completed', () => { busy = Math.max(0, busy - 1); });
       worker.on('failed', (job, e) => {
-        busy = Math.max(0, busy - 1);
         request.onLog?.(`unit ${job?.data.unit.id ?? '?'} of ${job?.data.output ?? queueName} failed: ${e.message}`);
       });
       worker.on('error', (e) => request.onLog?.(`queue ${queueName}: ${e.message}`));
@@ -138,7 +151,7 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
           await sleep(pollMs);
           if (request.signal?.aborted || refusedQueues.has(queueName)) break;
           const c = await queueCounts(queue);
-          if (busy === 0 && c.waiting + c.active + c.delayed === 0) break;
+          if (busy.get(queueName) === 0 && c.waiting + c.active + c.delayed === 0) break;
         }
       } finally {
         await worker.close();
