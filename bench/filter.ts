@@ -45,7 +45,7 @@ async function freshImages(n: number): Promise<string[]> {
   for (let i = 0; i < n; i++) {
     const k = imageCounter++;
     const name = `img/p${k}.jpg`;
-    let img = sharp(`test/fixtures/images/${PHOTOS[k % PHOTOS.length]}`).removeAlpha().resize(640 + (k % 7) * 8, 480 + (k % 5) * 8, { fit: 'fill' });
+    let img = sharp(`test/fixtures/images/${PHOTOS[k % PHOTOS.length]}`).removeAlpha().resize(648 + (k % 7) * 8, 488 + (k % 5) * 8, { fit: 'fill' });
     if (k % 2) img = img.flop();
     await img.extract({ left: k % 8, top: k % 8, width: 640, height: 480 }).jpeg({ quality: 90 }).toFile(join(work, name));
     names.push(name);
