@@ -169,4 +169,3 @@ export function recordUnitDone(output: string, unit: Unit, part: PartSummary): P
     m.units[unit.id] = { ...unit, state: 'done', finishedAt: new Date().toISOString(), ...part };
   });
 }
-export { recomputeTotals };
