@@ -87,7 +87,16 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
       backend = request.backend(data.model.model);
       backends.set(data.model.model, backend);
     }
-    const b = await backend;
+    let b: ModelBackend;
+    try {
+      b = await backend;
+    } catch (e) {
+      // A model this machine cannot load would fail every unit: leave the queue to other workers.
+      refusedQueues.add(queueName);
+      const why = `queue ${queueName} (${data.output}): cannot load its model ${data.model.model}: ${(e as Error)?.message ?? e}`;
+      if (!summary.refused.includes(why)) summary.refused.push(why);
+      throw e;
+    }
     if (b.identity.fingerprint !== data.model.fingerprint) {
       refuse(queueName, data.output, data.model, b.identity);
       throw new BlipError(`refused by a worker with another model (${describeIdentity(b.identity)})`);
