@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 import { BlipError, UsageError } from '../errors.js';
 import { evalCommand } from './eval.js';
+import { filterCommand } from './filter.js';
+import { filterStatusCommand } from './filter-status.js';
+import { filterWorkerCommand } from './filter-worker.js';
 import { indexCommand } from './index-command.js';
 import { terminalReporter } from './output.js';
 import { rankCommand } from './rank.js';
@@ -11,12 +14,15 @@ import { tokenizeCommand } from './tokenize.js';
 const USAGE = `Usage: blip-itm <command> [options]
 
 Commands:
-  score      score images against captions (ITM probability and ITC cosine)
-  tokenize   show the token ids of captions
-  rank       rank captions for one image (ITC cosine, ITM rerank of the best)
-  eval       BLIP's retrieval evaluation (recall@1/5/10) on a Karpathy-format split
-  index      encode a folder of images into a persistent image index (incremental)
-  search     search the image index by text (ITC, then ITM rerank) or by image
+  score          score images against captions (ITM probability and ITC cosine)
+  tokenize       show the token ids of captions
+  rank           rank captions for one image (ITC cosine, ITM rerank of the best)
+  eval           BLIP's retrieval evaluation (recall@1/5/10) on a Karpathy-format split
+  index          encode a folder of images into a persistent image index (incremental)
+  search         search the image index by text (ITC, then ITM rerank) or by image
+  filter         BLIP's CapFilt filter over a dataset (JSONL/CSV/Parquet/WebDataset → Parquet)
+  filter-worker  work on filter units queued in Redis (scale-out)
+  filter-status  progress of the queued filter runs
 
 Run "blip-itm <command> --help" for a command's options.
 `;
@@ -28,6 +34,9 @@ const COMMANDS: Record<string, (argv: string[], reporter: ReturnType<typeof term
   eval: evalCommand,
   index: indexCommand,
   search: searchCommand,
+  filter: filterCommand,
+  'filter-worker': filterWorkerCommand,
+  'filter-status': filterStatusCommand,
 };
 
 /**
