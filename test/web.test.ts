@@ -162,6 +162,28 @@ describe('browser build in headless Chromium', { skip }, () => {
     assert.equal(weights.length, 1);
   });
 
+  test('the static demo page scores an uploaded image against captions in the page', async () => {
+    const demo = await context.newPage();
+    try {
+      await demo.goto(`${server.origin}/web/demo/index.html`);
+      await demo.fill('#model', '/test/fixtures/models/tiny/');
+      await demo.selectOption('#device', 'wasm');
+      await demo.setInputFiles('#image', `${FIXTURES}/images/coco_000000039769.png`);
+      await demo.click('#run');
+      await demo.waitForSelector('#results:not([hidden])', { timeout: 30_000 });
+      const rows = await demo.$$eval('#results tbody tr', (trs) => trs.map((tr) => Array.from(tr.children, (td) => td.textContent ?? '')));
+      assert.equal(rows.length, 3);
+      for (const [caption, prob, cos] of rows) {
+        assert.ok(caption.length > 0);
+        assert.ok(Number(prob) >= 0 && Number(prob) <= 1, `probability ${prob}`);
+        assert.ok(Math.abs(Number(cos)) <= 1, `cosine ${cos}`);
+      }
+      assert.match(await demo.textContent('#status') ?? '', /^done on wasm/);
+    } finally {
+      await demo.close();
+    }
+  });
+
   test('errors are one line naming the file', async () => {
     const messages = await page.evaluate(async ([bundle]) => {
       const web = await import(bundle);

@@ -15,6 +15,8 @@ export interface WebRuntimeOptions {
   wasmPaths?: string;
   /** WASM threads (needs a cross-origin isolated page); default: navigator.hardwareConcurrency, at most 8. */
   numThreads?: number;
+  /** onnxruntime's graph optimisation level (default 'all'). */
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
 }
 
 let configured = false;
@@ -48,11 +50,13 @@ export class WebGraphSession {
 
   private constructor(readonly name: string, private readonly session: ort.InferenceSession) {}
 
-  static async create(graph: BuiltGraph, weights: { location: string; data: Uint8Array }, device: WebDevice): Promise<WebGraphSession> {
+  static async create(
+    graph: BuiltGraph, weights: { location: string; data: Uint8Array }, device: WebDevice, options: WebRuntimeOptions = {},
+  ): Promise<WebGraphSession> {
     try {
       const session = await ort.InferenceSession.create(graph.bytes, {
         executionProviders: [device],
-        graphOptimizationLevel: 'all',
+        graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
         externalData: [{ path: weights.location, data: weights.data }],
         logSeverityLevel: 3,
       });

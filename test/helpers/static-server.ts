@@ -23,12 +23,18 @@ export class StaticServer {
   readonly log: LoggedRequest[] = [];
   private server: Server | undefined;
   private extra = new Map<string, { type: string; body: string }>();
+  private mounts: Array<[string, string]> = [];
 
   constructor(private readonly root: string) {}
 
   /** Serves `body` at `path` (e.g. a generated test page). */
   route(path: string, type: string, body: string): void {
     this.extra.set(path, { type, body });
+  }
+
+  /** Serves the files of `dir` under the URL prefix `prefix` ("/model/"). */
+  mount(prefix: string, dir: string): void {
+    this.mounts.push([prefix, dir]);
   }
 
   get origin(): string {
@@ -60,8 +66,10 @@ export class StaticServer {
       res.writeHead(200, { 'Content-Type': extra.type }).end(extra.body);
       return done(200);
     }
-    const file = normalize(join(this.root, path));
-    if (!file.startsWith(this.root + sep)) {
+    const mount = this.mounts.find(([prefix]) => path.startsWith(prefix));
+    const root = mount ? mount[1] : this.root;
+    const file = normalize(join(root, mount ? path.slice(mount[0].length) : path));
+    if (!file.startsWith(root + sep)) {
       res.writeHead(403).end();
       return done(403);
     }
