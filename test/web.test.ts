@@ -162,6 +162,32 @@ describe('browser build in headless Chromium', { skip }, () => {
     assert.equal(weights.length, 1);
   });
 
+  test('HTTP Range reading of the safetensors header, and a model from Blobs the page already holds', async () => {
+    const golden = await goldenFile('model_tiny.safetensors');
+    const before = server.log.length;
+    const got = await page.evaluate(async ([bundle, text]) => {
+      const web = await import(bundle);
+      const base = '/test/fixtures/models/tiny/';
+      const index = await web.readSafetensorsIndex(new web.HttpRangeSource(new URL(`${base}model.safetensors`, location.href).href));
+      const files = new Map();
+      for (const f of ['config.json', 'preprocessor_config.json', 'vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'model.safetensors']) {
+        files.set(f, await (await fetch(base + f)).blob());
+      }
+      const model = await web.BlipForImageTextRetrieval.fromPretrained(files, { device: 'wasm' });
+      const inputs = await model.processor.call({ images: '/test/fixtures/images/coco_000000039769.png', text });
+      const cos = await model.forward(inputs, { useItmHead: false });
+      await model.dispose();
+      return { tensors: index.size, source: model.source, ids: Array.from(inputs.inputIds.data as BigInt64Array, Number), cos: Array.from(cos.data as Float32Array) };
+    }, [BUNDLE, textById('t01_cats')] as const);
+    const ranged = server.log.slice(before).filter((r) => r.path.endsWith('model.safetensors') && r.status === 206);
+    assert.ok(ranged.length >= 2 && ranged.every((r) => r.range !== undefined), 'header read by Range requests');
+    const { readSafetensors } = await import('../src/checkpoint/safetensors.js');
+    assert.equal(got.tensors, (await readSafetensors(`${FIXTURES}/models/tiny/model.safetensors`)).tensors.size);
+    assert.equal(got.source, '<local files>');
+    assert.deepEqual(got.ids, Array.from((await golden('single/input_ids')).data as BigInt64Array, Number));
+    assert.ok(maxAbsDiff(got.cos, (await golden('single/cos')).data as Float32Array) <= 1e-5);
+  });
+
   test('the static demo page scores an uploaded image against captions in the page', async () => {
     const demo = await context.newPage();
     try {
