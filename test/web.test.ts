@@ -218,6 +218,8 @@ describe('browser build in headless Chromium', { skip }, () => {
         () => web.BlipForImageTextRetrieval.fromPretrained('/test/fixtures/images/', { device: 'wasm', cache: false }),
         () => web.BlipForImageTextRetrieval.fromPretrained('/test/fixtures/models/tiny/', { device: 'wasm', dtype: 'int4' }),
         () => web.decodeWebImage(new Uint8Array([1, 2, 3])),
+        () => web.decodeWebImage('/test/fixtures/images/syn_big_3000x2000.jpg', { maxPixels: 1_000_000 }),
+        () => web.decodeWebImage('/test/fixtures/images/syn_tall_60x1500.png', { maxPixels: 1_000 }),
       ]) {
         try {
           await attempt();
@@ -231,6 +233,8 @@ describe('browser build in headless Chromium', { skip }, () => {
     assert.match(messages[0], /images\/config\.json: not found/);
     assert.match(messages[1], /dtype must be "fp32", "fp16" or "int8", got "int4"/);
     assert.match(messages[2], /not a readable image/);
+    assert.match(messages[3], /syn_big_3000x2000\.jpg: image is 3000x2000 = 6000000 pixels, over the limit of 1000000/);
+    assert.match(messages[4], /syn_tall_60x1500\.png: image is 60x1500 = 90000 pixels, over the limit of 1000/);
     for (const m of messages) assert.doesNotMatch(m, /\n/);
   });
 });

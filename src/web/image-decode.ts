@@ -8,7 +8,7 @@
  */
 import { ImageError } from '../errors.js';
 import { DEFAULT_MAX_PIXELS, type RgbImage } from '../preprocessing/image-decode.js';
-import { isJpeg, stripJpegColourAndOrientation } from './jpeg-metadata.js';
+import { isJpeg, jpegSize, stripJpegColourAndOrientation } from './jpeg-metadata.js';
 import { decodePng, isPng } from './png-decode.js';
 
 /** Encoded file bytes, a Blob/File, or a URL (string or URL) to fetch. */
@@ -51,7 +51,16 @@ export async function decodeWebImage(input: WebImageInput, options: WebDecodeOpt
   const bytes = await imageBytes(input, label);
   if (bytes.length === 0) throw new ImageError(label, 'image is empty (0 bytes)');
   if (isPng(bytes)) return decodePng(bytes, label, maxPixels);
-  return decodeWithBrowser(isJpeg(bytes) ? stripJpegColourAndOrientation(bytes) : bytes, label, maxPixels);
+  if (!isJpeg(bytes)) return decodeWithBrowser(bytes, label, maxPixels);
+  const size = jpegSize(bytes);
+  if (size) checkPixels(size.width, size.height, label, maxPixels);
+  return decodeWithBrowser(stripJpegColourAndOrientation(bytes), label, maxPixels);
+}
+
+function checkPixels(width: number, height: number, label: string, maxPixels: number): void {
+  if (width * height > maxPixels) {
+    throw new ImageError(label, `image is ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels} (possible decompression bomb)`);
+  }
 }
 
 async function decodeWithBrowser(bytes: Uint8Array, label: string, maxPixels: number): Promise<RgbImage> {
@@ -68,9 +77,7 @@ async function decodeWithBrowser(bytes: Uint8Array, label: string, maxPixels: nu
   }
   try {
     const { width, height } = bitmap;
-    if (width * height > maxPixels) {
-      throw new ImageError(label, `image is ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels} (possible decompression bomb)`);
-    }
+    checkPixels(width, height, label, maxPixels);
     const canvas = new OffscreenCanvas(width, height);
     const ctx = canvas.getContext('2d', { colorSpace: 'srgb', willReadFrequently: true });
     if (!ctx) throw new ImageError(label, 'this browser has no 2D canvas to read the decoded pixels from');

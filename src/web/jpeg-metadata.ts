@@ -45,3 +45,22 @@ export function stripJpegColourAndOrientation(bytes: Uint8Array): Uint8Array {
   }
   return out;
 }
+
+/** Width and height from the first SOFn segment, read before decoding (decompression-bomb guard). */
+export function jpegSize(bytes: Uint8Array): { width: number; height: number } | undefined {
+  let pos = 2;
+  while (pos + 9 <= bytes.length && bytes[pos] === 0xff) {
+    const marker = bytes[pos + 1];
+    if (marker === 0xff) {
+      pos++;
+      continue;
+    }
+    if (marker === SOS) return undefined;
+    // SOF0..SOF15, except DHT (C4), JPG (C8) and DAC (CC).
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return { height: (bytes[pos + 5] << 8) | bytes[pos + 6], width: (bytes[pos + 7] << 8) | bytes[pos + 8] };
+    }
+    pos += 2 + ((bytes[pos + 2] << 8) | bytes[pos + 3]);
+  }
+  return undefined;
+}
