@@ -8,7 +8,9 @@
  * Node = this process's peak RSS (process.resourceUsage().maxRSS) around its own load and runs.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { BlipForImageTextRetrieval } from '../src/model/blip-itm.js';
@@ -39,11 +41,14 @@ async function browserRun(): Promise<Record<string, unknown>> {
   server.mount('/model/', dir);
   server.route('/', 'text/html', '<!doctype html><title>bench</title>');
   await server.start();
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--enable-unsafe-webgpu'] });
+  // A persistent profile, as a user's browser has: an ephemeral context's Cache Storage quota is
+  // too small for a 1.7 GB checkpoint (QuotaExceededError).
+  const profile = mkdtempSync(join(tmpdir(), 'blip-web-bench-'));
+  const browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', args: ['--enable-unsafe-webgpu'] });
   let peak = 0;
   const timer = setInterval(() => { peak = Math.max(peak, chromiumRss()); }, 200);
   try {
-    const page = await (await browser.newContext()).newPage();
+    const page = await browser.newPage();
     page.on('console', (m) => console.log('  page:', m.text()));
     await page.goto(`${server.origin}/`);
     const r = await page.evaluate(async ([img, text, n]) => {
@@ -78,6 +83,7 @@ async function browserRun(): Promise<Record<string, unknown>> {
     clearInterval(timer);
     await browser.close();
     await server.stop();
+    rmSync(profile, { recursive: true, force: true });
   }
 }
 

@@ -79,10 +79,23 @@ export class UrlModelFiles implements ModelFiles {
     const total = Number(res.headers.get('content-length')) || undefined;
     const counted = this.counting(res.body, name, total);
     if (!cache) return new Response(counted).blob();
-    await cache.put(url, new Response(counted, { headers: { 'content-type': res.headers.get('content-type') ?? 'application/octet-stream' } }));
-    const stored = await cache.match(url);
-    if (!stored) throw new CheckpointError(url, 'was written to Cache Storage but cannot be read back (storage full?)');
-    return stored.blob();
+    try {
+      await cache.put(url, new Response(counted, { headers: { 'content-type': res.headers.get('content-type') ?? 'application/octet-stream' } }));
+      const stored = await cache.match(url);
+      if (stored) return await stored.blob();
+    } catch (e) {
+      // Typically QuotaExceededError: the origin's storage quota is smaller than the file.
+      console.warn(`blip-itm: ${url} could not be kept in Cache Storage (${(e as Error).name}: ${(e as Error).message}); it will be downloaded again next time`);
+      await cache.delete(url).catch(() => false);
+    }
+    return this.download(url, name);
+  }
+
+  /** A download kept in memory only (the cache refused it). */
+  private async download(url: string, name: string): Promise<Blob> {
+    const res = await fetch(url, this.options.fetchInit);
+    if (!res.ok || !res.body) throw new CheckpointError(url, `cannot fetch (HTTP ${res.status})`);
+    return new Response(this.counting(res.body, name, Number(res.headers.get('content-length')) || undefined)).blob();
   }
 
   private counting(body: ReadableStream<Uint8Array>, file: string, total: number | undefined): ReadableStream<Uint8Array> {
