@@ -46,10 +46,10 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   }
 }
 
-function parseHeader(file: string, headerBuf: Buffer, fileSize: number): SafetensorsFile {
+function parseHeader(file: string, headerBuf: Uint8Array, fileSize: number): SafetensorsFile {
   let header: unknown;
   try {
-    header = JSON.parse(headerBuf.toString('utf8'));
+    header = JSON.parse(new TextDecoder().decode(headerBuf));
   } catch (e) {
     // The position only: the parser's message would echo the header's bytes.
     const at = /position (\d+)/.exec((e as Error).message);
@@ -185,4 +185,19 @@ export async function readTensorData(info: TensorInfo): Promise<TensorData> {
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * The header of a safetensors file already in memory (the N JSON bytes after the 8-byte length),
+ * for platforms that read byte ranges without a file system (the browser build). `file` names the
+ * file in errors and in every TensorInfo; `fileSize` bounds the data section.
+ */
+export function parseSafetensorsHeader(file: string, header: Uint8Array, fileSize: number): SafetensorsFile {
+  if (header.length > MAX_HEADER_BYTES) {
+    throw new CheckpointError(file, `header length ${header.length} exceeds the ${MAX_HEADER_BYTES}-byte limit; not a safetensors file?`);
+  }
+  if (8 + header.length > fileSize) {
+    throw new CheckpointError(file, `header length ${header.length} runs past the end of the ${fileSize}-byte file (truncated?)`);
+  }
+  return parseHeader(file, header, fileSize);
 }

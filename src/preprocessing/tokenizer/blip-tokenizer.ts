@@ -30,7 +30,7 @@ import {
   truncate,
   truncationWarning,
 } from './encoding.js';
-import { readTokenizerFiles, type TokenizerFiles } from './tokenizer-files.js';
+import { readTokenizerFiles, type TokenizerFileContents, tokenizerFilesFromContents, type TokenizerFiles } from './tokenizer-files.js';
 import type {
   AddedTokenInfo,
   BatchEncoding,
@@ -160,6 +160,14 @@ export class BlipTokenizer {
    */
   static async fromFolder(dir: string, options: TokenizerLoadOptions = {}): Promise<BlipTokenizer> {
     return new BlipTokenizer(await readTokenizerFiles(dir), options.onWarning ?? defaultWarning);
+  }
+
+  /**
+   * From the files' bytes, for platforms without a file system (the browser build); `base`
+   * (a folder or a URL ending in "/") names them in error messages.
+   */
+  static fromFileContents(contents: TokenizerFileContents, base: string, options: TokenizerLoadOptions = {}): BlipTokenizer {
+    return new BlipTokenizer(tokenizerFilesFromContents(contents, base), options.onWarning ?? defaultWarning);
   }
 
   // Vocabulary queries

@@ -15,7 +15,7 @@ export function isObject(v: unknown): v is JsonObject {
 }
 
 /** Strict UTF-8, as Python's `open(encoding="utf-8")` reads the files. */
-export function decodeUtf8(file: string, bytes: Buffer): string {
+export function decodeUtf8(file: string, bytes: Uint8Array): string {
   try {
     // ignoreBOM: keep a BOM as a character, as Python's "utf-8" codec does.
     return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
@@ -25,7 +25,7 @@ export function decodeUtf8(file: string, bytes: Buffer): string {
 }
 
 /** A file holding one JSON object; a leading BOM is skipped. */
-export function parseJsonObject(file: string, bytes: Buffer): JsonObject {
+export function parseJsonObject(file: string, bytes: Uint8Array): JsonObject {
   let text = decodeUtf8(file, bytes);
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let value: unknown;

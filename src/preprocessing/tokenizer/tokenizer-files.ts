@@ -70,7 +70,7 @@ const BERT_SPECIAL_DEFAULTS: Record<SingleSpecialKey, string | null> = {
 };
 
 /** The file's bytes, or undefined when there is no such file; anything else unreadable is an error. */
-async function readOptional(file: string, kind: FileKind): Promise<Buffer | undefined> {
+async function readOptional(file: string, kind: FileKind): Promise<Uint8Array | undefined> {
   try {
     return await readRegularFile(file, { kind, what: 'a tokenizer file' });
   } catch (err) {
@@ -80,7 +80,7 @@ async function readOptional(file: string, kind: FileKind): Promise<Buffer | unde
 }
 
 /** `load_vocab`: one token a line (universal newlines), id = line number; a repeated line keeps its last id. */
-function parseVocabTxt(file: string, bytes: Buffer): { vocab: Map<string, number>; idToVocabToken: Map<number, string> } {
+function parseVocabTxt(file: string, bytes: Uint8Array): { vocab: Map<string, number>; idToVocabToken: Map<number, string> } {
   const text = decodeUtf8(file, bytes);
   const lines = text.split(/\r\n|\r|\n/);
   if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
@@ -104,7 +104,7 @@ interface Vocabulary {
 }
 
 /** vocab.txt, else the WordPiece model of tokenizer.json. */
-function readVocabulary(vocabFile: string, vocabBytes: Buffer | undefined, tokJsonFile: string, tokJson: JsonObject | undefined): Vocabulary {
+function readVocabulary(vocabFile: string, vocabBytes: Uint8Array | undefined, tokJsonFile: string, tokJson: JsonObject | undefined): Vocabulary {
   if (vocabBytes) {
     return { ...parseVocabTxt(vocabFile, vocabBytes), fromTokenizerJson: false, maxInputCharsPerWord: 100, continuingSubwordPrefix: '##' };
   }
@@ -192,9 +192,9 @@ function readSettings(cfgName: string, cfg: JsonObject, tokJson: JsonObject | un
 
 interface LegacyFiles {
   stmFile: string;
-  stmBytes: Buffer | undefined;
+  stmBytes: Uint8Array | undefined;
   addedFile: string;
-  addedBytes: Buffer | undefined;
+  addedBytes: Uint8Array | undefined;
   tokJsonFile: string;
   tokJson: JsonObject | undefined;
 }
@@ -300,13 +300,44 @@ export async function readTokenizerFiles(dir: string): Promise<TokenizerFiles> {
   const addedFile = path.join(dir, 'added_tokens.json');
   const tokJsonFile = path.join(dir, 'tokenizer.json');
 
-  const [vocabBytes, configBytes, stmBytes, addedBytes, tokJsonBytes] = await Promise.all([
+  const [vocab, config, specialTokensMap, addedTokens, tokenizerJson] = await Promise.all([
     readOptional(vocabFile, 'tokenizerFile'),
     readOptional(configFile, 'configJson'),
     readOptional(stmFile, 'configJson'),
     readOptional(addedFile, 'configJson'),
     readOptional(tokJsonFile, 'tokenizerFile'),
   ]);
+  return tokenizerFilesFromContents({ vocab, config, specialTokensMap, addedTokens, tokenizerJson }, dir);
+}
+
+/** The bytes of whichever tokenizer files a checkpoint has; absent files are undefined. */
+export interface TokenizerFileContents {
+  /** vocab.txt */
+  vocab?: Uint8Array;
+  /** tokenizer_config.json */
+  config?: Uint8Array;
+  /** special_tokens_map.json */
+  specialTokensMap?: Uint8Array;
+  /** added_tokens.json */
+  addedTokens?: Uint8Array;
+  /** tokenizer.json */
+  tokenizerJson?: Uint8Array;
+}
+
+/**
+ * The same as readTokenizerFiles for files already in memory (a browser fetches them);
+ * `base` names the folder or URL they came from in error messages.
+ */
+export function tokenizerFilesFromContents(contents: TokenizerFileContents, base: string): TokenizerFiles {
+  const name = (file: string): string => (/[/\\]$/.test(base) ? `${base}${file}` : path.join(base, file));
+  const vocabFile = name('vocab.txt');
+  const configFile = name('tokenizer_config.json');
+  const stmFile = name('special_tokens_map.json');
+  const addedFile = name('added_tokens.json');
+  const tokJsonFile = name('tokenizer.json');
+  const {
+    vocab: vocabBytes, config: configBytes, specialTokensMap: stmBytes, addedTokens: addedBytes, tokenizerJson: tokJsonBytes,
+  } = contents;
   const config = configBytes ? parseJsonObject(configFile, configBytes) : undefined;
   const tokJson = tokJsonBytes ? parseJsonObject(tokJsonFile, tokJsonBytes) : undefined;
 

@@ -1,0 +1,75 @@
+/**
+ * The safetensors checkpoint in the browser: its header read by byte range, and for each graph
+ * the tensors it uses packed into one buffer that onnxruntime-web takes as `externalData`. Packing
+ * per graph (rather than handing every session the whole file) keeps each session's copy in the
+ * WASM heap to the weights it needs, which is what lets a large checkpoint fit in wasm32's 4 GB.
+ */
+import { parseSafetensorsHeader, MAX_HEADER_BYTES } from '../checkpoint/safetensors.js';
+import type { TensorIndex } from '../checkpoint/tensor-info.js';
+import { CheckpointError } from '../errors.js';
+import type { BuiltGraph } from '../graph/builder.js';
+import type { ByteSource } from './byte-source.js';
+
+export const WEIGHTS_FILE = 'model.safetensors';
+
+/** Reads the header of a safetensors file; TensorInfo.file is `name` (the graphs' external-data location). */
+export async function readSafetensorsIndex(source: ByteSource, name = WEIGHTS_FILE): Promise<TensorIndex> {
+  const size = await source.size();
+  if (size < 8) throw new CheckpointError(source.label, `file is ${size} bytes, too short for a safetensors header (needs at least 8)`);
+  const len = new DataView((await source.read(0, 8)).buffer).getBigUint64(0, true);
+  if (len > BigInt(MAX_HEADER_BYTES)) {
+    throw new CheckpointError(source.label, `header length ${len} exceeds the ${MAX_HEADER_BYTES}-byte limit; not a safetensors file?`);
+  }
+  if (8 + Number(len) > size) {
+    throw new CheckpointError(source.label, `header length ${len} runs past the end of the ${size}-byte file (truncated?)`);
+  }
+  const header = await source.read(8, Number(len));
+  try {
+    return parseSafetensorsHeader(name, header, size).tensors;
+  } catch (e) {
+    // The parser names the external-data location; the user wants the URL.
+    if (e instanceof CheckpointError) throw new CheckpointError(source.label, e.message.replace(/^[^:]*:\s*/, ''), { cause: e });
+    throw e;
+  }
+}
+
+export interface PackedWeights {
+  /** The graph's tensors, renamed into `location` at their packed offsets. */
+  index: TensorIndex;
+  location: string;
+  data: Uint8Array;
+}
+
+const ALIGN = 64;
+
+/**
+ * Copies the tensors `graph` references out of `source` into one buffer. `graph` is a first build
+ * against the file's own index; the caller rebuilds it against `index` so its external data points
+ * into the packed buffer.
+ */
+export async function packGraphWeights(graph: BuiltGraph, tensors: TensorIndex, source: ByteSource): Promise<PackedWeights> {
+  const location = `${graph.name}.weights`;
+  const index: TensorIndex = new Map();
+  let size = 0;
+  const used = [...new Set(graph.externalTensors.map((t) => t.name))].map((name) => tensors.get(name)!);
+  for (const info of used) {
+    index.set(info.name, { ...info, file: location, offset: size });
+    size = Math.ceil((size + info.length) / ALIGN) * ALIGN;
+  }
+  const data = new Uint8Array(size);
+  // Neighbouring tensors are read in one range, so a checkpoint costs a few dozen reads, not hundreds.
+  const sorted = [...used].sort((a, b) => a.offset - b.offset);
+  for (let i = 0; i < sorted.length;) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1].offset - (sorted[j].offset + sorted[j].length) <= 4096
+      && sorted[j + 1].offset + sorted[j + 1].length - sorted[i].offset <= 64 << 20) j++;
+    const start = sorted[i].offset;
+    const bytes = await source.read(start, sorted[j].offset + sorted[j].length - start);
+    for (let k = i; k <= j; k++) {
+      const t = sorted[k];
+      data.set(bytes.subarray(t.offset - start, t.offset - start + t.length), index.get(t.name)!.offset);
+    }
+    i = j + 1;
+  }
+  return { index, location, data };
+}
