@@ -6,6 +6,7 @@ import { terminalReporter } from './output.js';
 import { rankCommand } from './rank.js';
 import { scoreCommand } from './score.js';
 import { searchCommand } from './search.js';
+import { serveCommand } from './serve.js';
 import { tokenizeCommand } from './tokenize.js';
 
 const USAGE = `Usage: blip-itm <command> [options]
@@ -17,6 +18,7 @@ Commands:
   eval       BLIP's retrieval evaluation (recall@1/5/10) on a Karpathy-format split
   index      encode a folder of images into a persistent image index (incremental)
   search     search the image index by text (ITC, then ITM rerank) or by image
+  serve      HTTP service: score, rank and embed over a shared batching engine, and a web page
 
 Run "blip-itm <command> --help" for a command's options.
 `;
@@ -28,6 +30,7 @@ const COMMANDS: Record<string, (argv: string[], reporter: ReturnType<typeof term
   eval: evalCommand,
   index: indexCommand,
   search: searchCommand,
+  serve: serveCommand,
 };
 
 /** Runs the CLI; returns the exit code: 0 success, 1 runtime error, 2 usage error. */
@@ -43,7 +46,8 @@ export async function main(argv: string[]): Promise<number> {
     const run = COMMANDS[command];
     if (!run) throw new UsageError(`unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
     const output = await run(rest, reporter);
-    process.stdout.write(output.endsWith('\n') ? output : `${output}\n`);
+    // serve prints its log lines as it goes and returns nothing once stopped.
+    if (output !== '') process.stdout.write(output.endsWith('\n') ? output : `${output}\n`);
     return 0;
   } catch (e) {
     reporter.done();
