@@ -29,6 +29,17 @@ export class ImageError extends BlipError {
   }
 }
 
+/**
+ * An image refused for its size (more pixels than the decoder's limit), not for its content:
+ * the service answers 413 for this and 415 for other ImageErrors.
+ */
+export class ImageTooLargeError extends ImageError {
+  constructor(input: string, problem: string, options?: { cause?: unknown }) {
+    super(input, problem, options);
+    this.name = 'ImageTooLargeError';
+  }
+}
+
 /** Bad command-line or API arguments; the CLI exits 2 on these. */
 export class UsageError extends BlipError {
   constructor(message: string) {

@@ -15,7 +15,7 @@ export { readSafetensors, readTensorData } from './checkpoint/safetensors.js';
 export { readTorchBin } from './checkpoint/torch-bin.js';
 export { openWeights } from './checkpoint/weights.js';
 export type { TensorInfo, TensorDType } from './checkpoint/tensor-info.js';
-export { BlipError, CheckpointError, ImageError, UsageError } from './errors.js';
+export { BlipError, CheckpointError, ImageError, ImageTooLargeError, UsageError } from './errors.js';
 export { preCaption, PRE_CAPTION_MAX_WORDS } from './retrieval/pre-caption.js';
 export { numpyArgsort, queryRank, bestCaseRank, worstCaseRank, recallAt, recallFigures } from './retrieval/recall.js';
 export type { RecallFigures, RetrievalRanks } from './retrieval/recall.js';
@@ -37,3 +37,9 @@ export { searchByText, searchByImage, DEFAULT_SEARCH_K, DEFAULT_SEARCH_RERANK } 
 export type { TextSearchOptions, TextSearchResult, TextSearchHit, ImageSearchOptions, ImageSearchResult, ImageSearchHit, SkippedImage } from './retrieval/search.js';
 export { modelIdentity, lazyModel, fingerprintWeights } from './retrieval/model-identity.js';
 export type { ModelIdentity, LazyModel } from './retrieval/model-identity.js';
+export { ScoringEngine } from './engine/scoring-engine.js';
+export { EngineOverloadedError, DeadlineExceededError, JobCancelledError, EngineClosedError } from './engine/types.js';
+export type {
+  Engine, EngineOptions, EngineEvents, EngineStage, EngineStats, ImageSource, JobOptions, PairScore, ScoreRequest, ScoreResult,
+  RankRequest, RankResult, RankedText, PairRequest, PairOutcome,
+} from './engine/types.js';

@@ -224,9 +224,25 @@ export class BlipForImageTextRetrieval {
     }
     const ids = nt === 1 ? repeatRow(checked.inputIds, images.count) : checked.inputIds;
     const mask = nt === 1 ? repeatRow(checked.attentionMask, images.count) : checked.attentionMask;
-    // Distinct images per row: their keys/values are computed batched and not cached.
+    return this.itmRows(images, { inputIds: ids, attentionMask: mask }, options);
+  }
+
+  /**
+   * ITM logits [N, 2] of N rows (image i, text i) of distinct images, as the scoring engine
+   * batches single pairs from different callers. Each row's cross-attention keys/values are
+   * computed batched and not cached; `rowsPerRun` (default textBatchSize) bounds how many are
+   * held at once (about 42 MB per image for ViT-L at 384 px).
+   */
+  async itmRows(
+    images: ImageEncodings,
+    texts: { inputIds: Tensor<BigInt64Array>; attentionMask?: Tensor<BigInt64Array> },
+    options: Pick<ForwardOptions, 'itmTextStart'> & { rowsPerRun?: number } = {},
+  ): Promise<Tensor> {
+    this.assertLive();
+    const { inputIds: ids, attentionMask: mask } = this.checkTextInputs(texts);
+    if (ids.dims[0] !== images.count) throw new UsageError(`itmRows pairs image i with text i: got ${images.count} images and ${ids.dims[0]} texts`);
     const logits = new Float32Array(images.count * 2);
-    const step = this.options.textBatchSize ?? 32;
+    const step = options.rowsPerRun ?? this.options.textBatchSize ?? 32;
     for (let start = 0; start < images.count; start += step) {
       const end = Math.min(images.count, start + step);
       const states = rows(images.states, start, end);

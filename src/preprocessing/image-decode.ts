@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
-import { ImageError } from '../errors.js';
+import { ImageError, ImageTooLargeError } from '../errors.js';
 
 /**
  * Image decoding that reproduces PIL's `Image.open(f).convert("RGB")` (Pillow 9.4), which is what the
@@ -134,7 +134,7 @@ async function decodeBytes(bytes: Uint8Array, label: string, maxPixels: number):
   if (!width || !height) throw new ImageError(label, 'image header has no usable width/height');
   const pixels = width * height;
   if (pixels > maxPixels) {
-    throw new ImageError(
+    throw new ImageTooLargeError(
       label,
       `image is ${width}x${height} = ${pixels} pixels, over the limit of ${maxPixels} (possible decompression bomb)`,
     );
@@ -270,7 +270,7 @@ function rawToRgb(raw: RawImage, label: string, maxPixels: number): RgbImage {
   }
   const pixels = width * height;
   if (pixels > maxPixels) {
-    throw new ImageError(label, `image is ${width}x${height} = ${pixels} pixels, over the limit of ${maxPixels}`);
+    throw new ImageTooLargeError(label, `image is ${width}x${height} = ${pixels} pixels, over the limit of ${maxPixels}`);
   }
   if (data.length !== pixels * channels) {
     throw new ImageError(label, `raw image data has ${data.length} bytes, expected ${width}x${height}x${channels} = ${pixels * channels}`);
