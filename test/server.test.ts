@@ -1,10 +1,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { crc32 } from 'node:zlib';
+import { crc32, deflateSync } from 'node:zlib';
 import { BlipForImageTextRetrieval } from '../src/model/blip-itm.js';
 import type { RunningService } from '../src/server/service.js';
-import { libraryEmbeddings, libraryScores, startTinyService, syntheticPng, TINY, type Expected } from './helpers/blip-service.js';
+import { libraryEmbeddings, libraryScores, startTinyService, TINY, type Expected } from './helpers/blip-service.js';
 
 // The real service: real engine, tiny fixture model, 127.0.0.1 on an ephemeral port. Every
 // number is checked against the library's (the model called directly, as `blip-itm score` does).
@@ -62,7 +62,7 @@ function assertPair(p: { itm_logits: number[]; itm_probability: number; cosine: 
 
 const form = (images: Array<[Buffer, string]>, texts: string[], textField = 'text') => {
   const f = new FormData();
-  for (const [bytes, name] of images) f.append('image', new Blob([bytes], { type: 'image/png' }), name);
+  for (const [bytes, name] of images) f.append('image', new Blob([new Uint8Array(bytes)], { type: 'image/png' }), name);
   for (const t of texts) f.append(textField, t);
   return f;
 };
@@ -125,7 +125,7 @@ test('POST /v1/embeddings: text and image features equal the library\'s; float a
   assertClose(cos, (await libraryScores(model, [CAT], [TEXTS[0]]))[0][0].cosine, 'dot product');
 });
 
-/** A PNG whose header claims width x height (no pixel data: the check happens before decoding). */
+/** A PNG whose header claims width x height, with one row of pixel data (the check happens before decoding). */
 function pngHeader(width: number, height: number): Buffer {
   const chunk = (type: string, data: Buffer) => {
     const len = Buffer.alloc(4);
@@ -140,7 +140,7 @@ function pngHeader(width: number, height: number): Buffer {
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; // bit depth
   ihdr[9] = 2; // RGB
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(1 + width * 3))), chunk('IEND', Buffer.alloc(0))]);
 }
 
 test('bad input gets its documented status and JSON error, and a valid request right after succeeds', async () => {

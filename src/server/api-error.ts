@@ -1,4 +1,4 @@
-import { BlipError, ImageError } from '../errors.js';
+import { BlipError, ImageError, ImageTooLargeError } from '../errors.js';
 import { DeadlineExceededError, EngineClosedError, EngineOverloadedError, JobCancelledError } from '../engine/types.js';
 import { FileError } from '../io/files.js';
 
@@ -78,7 +78,10 @@ export function toApiError(e: unknown): ApiError {
   if (e instanceof EngineClosedError) return new ApiError(503, 'shutting_down', 'the server is shutting down; retry on another instance', RETRY_AFTER_NOT_READY_S);
   if (e instanceof DeadlineExceededError) return new ApiError(504, 'deadline_exceeded', e.message);
   if (e instanceof JobCancelledError) return new ApiError(499, 'client_closed', e.message);
-  if (e instanceof ImageError) return imageError(e.message);
+  // Too many pixels is a size problem (413); anything else wrong with an image (not one, corrupt, an
+  // unsupported format) is 415.
+  if (e instanceof ImageTooLargeError) return new ApiError(413, 'image_too_large', oneLine(e.message));
+  if (e instanceof ImageError) return new ApiError(415, 'not_an_image', oneLine(e.message));
   if (e instanceof FileError) return new ApiError(415, 'not_an_image', e.message);
   const err = e as { code?: unknown; statusCode?: unknown; message?: unknown; validation?: unknown };
   if (err && typeof err === 'object') {
@@ -95,15 +98,6 @@ export function toApiError(e: unknown): ApiError {
   }
   if (e instanceof BlipError) return malformed(oneLine(e.message));
   return new ApiError(500, 'internal_error', 'internal error (logged on the server)');
-}
-
-/**
- * Image errors are told apart by the decoder's wording: a header over the pixel limit is "too
- * large" (413); everything else (not an image, corrupt, unsupported format, empty) is 415.
- */
-function imageError(message: string): ApiError {
-  if (/pixels, over the limit/.test(message)) return new ApiError(413, 'image_too_large', oneLine(message));
-  return new ApiError(415, 'not_an_image', oneLine(message));
 }
 
 function oneLine(text: string): string {

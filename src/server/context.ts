@@ -58,6 +58,7 @@ export function jobOptions(request: FastifyRequest, reply: FastifyReply, limits:
     if (!reply.raw.writableFinished) controller.abort();
   };
   reply.raw.once('close', onClose);
-  if (request.raw.destroyed) controller.abort();
+  // Gone already (while its body was read)? The request stream itself is destroyed once fully read, so ask the socket.
+  if (request.raw.socket?.destroyed) controller.abort();
   return { signal: controller.signal, deadlineMs: limits.deadlineMs };
 }

@@ -91,6 +91,7 @@ export function checkTexts(texts: string[], field: string, limits: ServiceLimits
   }
   texts.forEach((t, i) => {
     if (t.length > limits.charsPerText) throw textTooLong(field, i, limits);
+    if (t.trim() === '') throw new ApiError(422, 'nothing_to_score', `${field}[${i}] is empty`);
   });
 }
 
@@ -99,6 +100,9 @@ export function checkImages(images: ImageSource[], field: string, limits: Servic
   if (images.length > limits.imagesPerRequest) {
     throw new ApiError(422, 'too_many_images', `${images.length} images in "${field}"; the limit is ${limits.imagesPerRequest} per request`);
   }
+  images.forEach((im, i) => {
+    if ('bytes' in im && im.bytes.byteLength === 0) throw new ApiError(415, 'not_an_image', `${im.label ?? `${field}[${i}]`}: the image is empty (0 bytes)`);
+  });
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
