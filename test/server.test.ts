@@ -174,3 +174,74 @@ test('bad input gets its documented status and JSON error, and a valid request r
   const health = await fetch(`${base}/healthz`);
   assert.equal(health.status, 200, 'the server is still up');
 });
+
+test('64 concurrent requests with different images and captions each get their own results; batches > 1', async () => {
+  const { syntheticPng } = await import('./helpers/blip-service.js');
+  const n = 64;
+  const images = await Promise.all(Array.from({ length: n }, (_, i) => syntheticPng(100 + i)));
+  const captions = images.map((_, i) => [`caption ${i} about a striped thing`, `another caption, number ${i * 7}`]);
+  const expected = await Promise.all(images.map((im, i) => libraryScores(model, [im], captions[i])));
+  const metricsBefore = await (await fetch(`${base}/metrics`)).text();
+  const responses = await Promise.all(images.map((im, i) => (i % 2 === 0
+    ? post('/v1/score', { images: [im.toString('base64')], texts: captions[i] })
+    : post('/v1/score', form([[im, `img-${i}.png`]], captions[i])))));
+  responses.forEach((r, i) => {
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(r.json.pairs.length, 2);
+    r.json.pairs.forEach((p: any, j: number) => {
+      assert.equal(p.text, captions[i][j], `request ${i} got another caller's text`);
+      assert.equal(p.image, i % 2 === 0 ? '#0' : `img-${i}.png`);
+      assertPair(p, expected[i][0][j], `request ${i} pair ${j}`);
+    });
+  });
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  const series = (text: string, name: string) => Number(new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  for (const stage of ['vision', 'itm']) {
+    const runs = series(metrics, `blip_engine_batch_size_count{stage="${stage}"}`) - series(metricsBefore, `blip_engine_batch_size_count{stage="${stage}"}`);
+    const items = series(metrics, `blip_engine_batch_size_sum{stage="${stage}"}`) - series(metricsBefore, `blip_engine_batch_size_sum{stage="${stage}"}`);
+    assert.ok(runs > 0 && items / runs > 1, `${stage}: ${items} items in ${runs} runs, expected batches larger than 1`);
+    // The histogram shows it too: fewer runs of size <= 1 than runs in all.
+    const ones = series(metrics, `blip_engine_batch_size_bucket{le="1",stage="${stage}"}`) - series(metricsBefore, `blip_engine_batch_size_bucket{le="1",stage="${stage}"}`);
+    assert.ok(ones < runs, `${stage}: every run had one item`);
+  }
+  assert.match(metrics, /blip_http_requests_total\{route="\/v1\/score",method="POST",status="200"\} \d+/);
+  assert.match(metrics, /blip_engine_image_cache_lookups_total\{result="miss"\} [1-9]/);
+  assert.match(metrics, /blip_model_load_seconds [0-9.]+/);
+  assert.match(metrics, /blip_engine_queue_depth 0/);
+});
+
+test('a repeated image is served from the cache: /metrics counts the hit', async () => {
+  const hits = async () => Number(/blip_engine_image_cache_lookups_total\{result="hit"\} (\S+)/.exec(await (await fetch(`${base}/metrics`)).text())?.[1]);
+  const body = { images: [COFFEE.toString('base64')], texts: ['once more'] };
+  const first = await post('/v1/score', body);
+  const before = await hits();
+  const again = await post('/v1/score', body);
+  assert.equal(again.status, 200);
+  assert.equal((await hits()) - before, 1);
+  assert.deepEqual(again.json.pairs, first.json.pairs);
+});
+
+test('--max-queue 2: a burst gets 503 + Retry-After for the overflow and correct 200s for the rest', async () => {
+  const { startTinyService: start, syntheticPng } = await import('./helpers/blip-service.js');
+  // A long batch wait keeps the first jobs queued while the burst arrives.
+  const small = await start({ engine: { maxQueue: 2, maxWaitMs: 300 } });
+  try {
+    const images = await Promise.all(Array.from({ length: 10 }, (_, i) => syntheticPng(300 + i)));
+    const expected = await Promise.all(images.map((im) => libraryScores(model, [im], [TEXTS[0]])));
+    const responses = await Promise.all(images.map((im) => fetch(`${small.url}/v1/score`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ images: [im.toString('base64')], texts: [TEXTS[0]] }),
+    }).then(async (r) => ({ status: r.status, retryAfter: r.headers.get('retry-after'), json: await r.json() }))));
+    const ok = responses.filter((r) => r.status === 200);
+    const refused = responses.filter((r) => r.status === 503);
+    assert.equal(ok.length + refused.length, responses.length, `only 200 and 503: ${responses.map((r) => r.status)}`);
+    assert.ok(ok.length >= 2, `at least the queue's 2 succeed: ${responses.map((r) => r.status)}`);
+    assert.ok(refused.length >= 1, `the overflow is refused: ${responses.map((r) => r.status)}`);
+    for (const r of refused) {
+      assert.equal(r.json.error.code, 'overloaded');
+      assert.ok(Number(r.retryAfter) >= 1);
+    }
+    responses.forEach((r, i) => { if (r.status === 200) assertPair(r.json.pairs[0], expected[i][0][0], `burst request ${i}`); });
+  } finally {
+    await small.close();
+  }
+});

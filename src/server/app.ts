@@ -100,6 +100,10 @@ export async function buildApp(options: AppOptions): Promise<BlipApp> {
     }
   });
 
+  app.addHook('onSend', async (_request, reply) => {
+    if (context.slot.draining) reply.header('connection', 'close');
+  });
+
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     const seconds = reply.elapsedTime / 1000;

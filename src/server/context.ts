@@ -11,6 +11,11 @@ import type { ServiceMetrics } from './metrics.js';
 export class EngineSlot {
   private engine: Engine | undefined;
   private closing = false;
+  /**
+   * Shutting down but still finishing what is in flight: jobs are taken, and every response
+   * closes its connection so that kept-alive sockets do not hold the shutdown open.
+   */
+  draining = false;
 
   set(engine: Engine): void {
     this.engine = engine;

@@ -68,6 +68,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
   const close = () => {
     closing ??= (async () => {
+      slot.draining = true;
       const grace = setTimeout(() => {
         app.log.warn('shutdown: in-flight requests did not finish in time; closing their connections');
         app.server.closeAllConnections();
