@@ -21,6 +21,8 @@ let image = null;
 let previewUrl = null;
 
 function showMessage(text, kind = 'error') {
+  // Results of an earlier image must not read as the answer to this one.
+  if (kind === 'error') results.hidden = true;
   message.textContent = text;
   message.className = kind === 'error' ? 'message' : 'message info';
   message.hidden = false;
@@ -53,6 +55,13 @@ function formatSize(bytes) {
   if (bytes >= 1 << 10) return `${(bytes / (1 << 10)).toFixed(0)} KB`;
   return `${bytes} bytes`;
 }
+
+// A file the browser cannot draw (a TIFF, or not an image at all): no broken-image icon; the server decides.
+preview.addEventListener('error', () => {
+  preview.hidden = true;
+  hint.hidden = false;
+  hint.textContent = 'No preview for this file; Score sends it to the server as it is.';
+});
 
 input.addEventListener('change', () => setImage(input.files && input.files[0]));
 
@@ -156,11 +165,11 @@ function row(pair, rank) {
   text.className = 'caption-text';
   text.textContent = pair.text;
   caption.append(rankSpan, text);
-  li.append(caption, bar('match probability', 'prob', pair.itm_probability, pair.itm_probability), bar('cosine', 'cos', pair.cosine, Math.max(0, pair.cosine)));
+  li.append(caption, bar('match probability', 'prob', pair.itm_probability), bar('cosine', 'cos', pair.cosine));
   return li;
 }
 
-function bar(label, kind, value, fraction) {
+function bar(label, kind, value) {
   const rowEl = document.createElement('div');
   rowEl.className = 'bar-row';
   const name = document.createElement('span');
@@ -174,7 +183,14 @@ function bar(label, kind, value, fraction) {
   track.setAttribute('aria-valuemax', '1');
   track.setAttribute('aria-valuenow', String(value));
   const fill = document.createElement('span');
-  fill.style.width = `${(Math.min(1, fraction) * 100).toFixed(2)}%`;
+  if (kind === 'cos') {
+    // Centred: zero in the middle, -1 at the left edge, 1 at the right.
+    const half = Math.min(1, Math.abs(value)) * 50;
+    fill.style.width = `${half.toFixed(2)}%`;
+    fill.style.marginLeft = `${(value < 0 ? 50 - half : 50).toFixed(2)}%`;
+  } else {
+    fill.style.width = `${(Math.min(1, Math.max(0, value)) * 100).toFixed(2)}%`;
+  }
   track.append(fill);
   const number = document.createElement('span');
   number.className = `value ${kind}-value`;
