@@ -111,6 +111,7 @@ test('multipart: limits, unknown fields and malformed bodies get their status; f
   assertError(await post('/v1/score', form(['y'.repeat(5000)])), 422, 'text_too_long');
   assertError(await post('/v1/score', form(['a'], 'caption')), 400, 'malformed_body', /unexpected field "caption"/);
   assertError(await post('/v1/score', form([])), 422, 'nothing_to_score');
+  assertError(await post('/v1/score', new FormData()), 400, 'malformed_body', /multipart body is empty/);
   const asField = new FormData();
   asField.append('image', 'not a file');
   asField.append('text', 'a');

@@ -156,7 +156,7 @@ test('bad input gets its documented status and JSON error, and a valid request r
     ['a 30000x30000 PNG header in JSON', () => post('/v1/rank', { image: pngHeader(30000, 30000).toString('base64'), documents: ['a'] }), 413, 'image_too_large'],
     ['an empty JSON body', () => post('/v1/score', '', { 'content-type': 'application/json' }), 400, 'malformed_body'],
     ['an empty body', () => post('/v1/score', new Uint8Array(0)), 400, 'malformed_body'],
-    ['an empty multipart body', () => post('/v1/score', '', { 'content-type': 'multipart/form-data; boundary=b' }), 422, 'nothing_to_score'],
+    ['an empty multipart body', () => post('/v1/score', '', { 'content-type': 'multipart/form-data; boundary=b' }), 400, 'malformed_body'],
     ['10,000 texts', () => post('/v1/score', { images: [CAT.toString('base64')], texts: Array.from({ length: 10_000 }, (_, i) => `caption ${i}`) }), 422, 'too_many_texts'],
     ['10,000 texts, multipart', () => post('/v1/score', form([[CAT, 'cat.png']], Array.from({ length: 10_000 }, (_, i) => `caption ${i}`))), 422, 'too_many_texts'],
     ['a 1 MB text', () => post('/v1/score', { images: [CAT.toString('base64')], texts: ['x'.repeat(1 << 20)] }), 422, 'text_too_long'],

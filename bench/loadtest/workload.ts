@@ -39,8 +39,8 @@ export async function scoreLoad(url: string, images: Buffer[], options: { connec
   const result = await autocannon({
     url,
     connections: options.connections,
-    amount: options.amount,
-    duration: options.duration,
+    // autocannon refuses an explicit undefined
+    ...(options.amount !== undefined ? { amount: options.amount } : { duration: options.duration ?? 10 }),
     timeout: 300,
     requests: [{
       method: 'POST',

@@ -33,6 +33,7 @@ export async function readMultipart(request: FastifyRequest, spec: MultipartSpec
   const texts: string[] = [];
   const scalars: Record<string, string> = {};
   let total = 0;
+  let partCount = 0;
   const tooLarge = () => new ApiError(413, 'body_too_large', `the request body is over the ${formatBytes(limits.bodyBytes)} limit`);
   const parts = request.parts({
     limits: {
@@ -45,6 +46,7 @@ export async function readMultipart(request: FastifyRequest, spec: MultipartSpec
     },
   });
   for await (const part of parts) {
+    partCount++;
     if (part.type === 'file') {
       if (part.fieldname !== spec.files) {
         part.file.resume();
@@ -76,6 +78,7 @@ export async function readMultipart(request: FastifyRequest, spec: MultipartSpec
       throw malformed(`unexpected field "${part.fieldname}" (expected "${spec.files}" files and "${spec.texts}" fields${spec.scalars?.length ? `, ${spec.scalars.map((s) => `"${s}"`).join(', ')}` : ''})`);
     }
   }
+  if (partCount === 0) throw malformed(`the multipart body is empty; expected "${spec.files}" file parts and "${spec.texts}" fields`);
   return { images, texts, scalars };
 }
 
