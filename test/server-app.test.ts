@@ -176,6 +176,19 @@ test('a client that disconnects cancels its job through the AbortSignal', async 
   }
 });
 
+test('while draining for shutdown, new requests get 503 shutting_down and every response closes its connection', async () => {
+  slot.draining = true;
+  try {
+    const r = await post('/v1/score', valid);
+    assertError(r, 503, 'shutting_down');
+    assert.ok(Number(r.headers.get('retry-after')) > 0);
+    assert.equal(r.headers.get('connection'), 'close');
+  } finally {
+    slot.draining = false;
+  }
+  assert.equal((await post('/v1/score', valid)).status, 200);
+});
+
 test('/openapi.json documents the three job routes, JSON and multipart; /docs serves Swagger UI', async () => {
   const doc = await (await fetch(`${base}/openapi.json`)).json();
   for (const path of ['/v1/score', '/v1/rank', '/v1/embeddings']) assert.ok(doc.paths[path].post.requestBody.content['application/json'], path);

@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance, type F
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { ApiError, toApiError } from './api-error.js';
+import { ApiError, RETRY_AFTER_NOT_READY_S, toApiError } from './api-error.js';
 import { bearerAuth } from './auth.js';
 import { EngineSlot, type ServiceContext } from './context.js';
 import { DEFAULT_LIMITS, type ServiceLimits } from './limits.js';
@@ -55,7 +55,8 @@ export async function buildApp(options: AppOptions): Promise<BlipApp> {
     bodyLimit: limits.bodyBytes,
     // Closing waits for in-flight requests; idle keep-alive sockets are closed so it can finish.
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    // New requests while draining get our own 503 (onRequest below), in the API's error shape.
+    return503OnClosing: false,
     ajv: {
       // A wrong JSON type is the caller's mistake to hear about, not something to coerce ("5" -> 5,
       // "a" -> ["a"]); and unknown properties are refused (additionalProperties: false), not dropped.
@@ -92,6 +93,7 @@ export async function buildApp(options: AppOptions): Promise<BlipApp> {
 
   const authorize = options.apiKey !== undefined ? bearerAuth(options.apiKey) : undefined;
   app.addHook('onRequest', async (request) => {
+    if (context.slot.draining) throw new ApiError(503, 'shutting_down', 'the server is shutting down; retry on another instance', RETRY_AFTER_NOT_READY_S);
     if (authorize && PROTECTED.test(request.url)) authorize(request.headers.authorization);
     // A multipart body is streamed, so Fastify's bodyLimit does not see it; refuse what announces itself too large.
     const length = Number(request.headers['content-length']);
