@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { visionTokens } from '../src/checkpoint/config.js';
@@ -102,6 +103,13 @@ describe('ScoringEngine (tiny model)', () => {
         assertClose(p, await ref(IMAGES[p.image], IMAGES[p.image], TEXTS[p.text]), `score pair ${k}`);
       }
 
+      // Many captions of one image: one key/value pass even past maxBatch.
+      const many = Array.from({ length: 40 }, (_, i) => `caption ${i} of many`);
+      const kvRuns = model.crossKVRuns;
+      const manyScores = await engine.score({ images: [{ path: IMAGES[2] }], texts: many });
+      assert.equal(model.crossKVRuns - kvRuns, 1);
+      for (const p of manyScores.pairs.filter((_, k) => k % 13 === 0)) assertClose(p, await ref(IMAGES[2], IMAGES[2], many[p.text]), `many ${p.text}`);
+
       const ranked = await engine.rank({ image: { bytes: readFileSync(IMAGES[0]) }, texts: TEXTS, topN: 3 });
       assert.equal(ranked.results.length, 3);
       const all = await Promise.all(TEXTS.map(async (t, index) => ({ index, r: await ref(IMAGES[0], IMAGES[0], t) })));
@@ -152,6 +160,16 @@ describe('ScoringEngine (tiny model)', () => {
         assert.equal(sizes.reduce((a, b) => a + b, 0), stage === 'vision' ? 36 : 72, `${stage} items`);
       }
       assert.equal(batches.filter(([s]) => s === 'prepare').length, 36);
+
+      // Single pairs of distinct images go as rows of one ITM run, each with its own keys/values.
+      const singles = await Promise.all(Array.from({ length: 8 }, (_, i) => syntheticPng(2000 + i)));
+      const kvRuns = model.crossKVRuns;
+      const bulk = await engine.scorePairs(singles.map((bytes, i) => ({ image: { bytes }, text: `single ${i}` })));
+      assert.ok(model.crossKVRuns - kvRuns < singles.length, `${model.crossKVRuns - kvRuns} key/value runs for ${singles.length} images`);
+      for (const [i, o] of bulk.entries()) {
+        assert.ok(o.ok);
+        assertClose(o, await ref(singles[i], `single${i}`, `single ${i}`), `single pair ${i}`);
+      }
     } finally {
       await engine.close();
     }
@@ -286,6 +304,8 @@ describe('ScoringEngine (tiny model)', () => {
 
       await assert.rejects(engine.score({ images: [{ bytes: Buffer.from('GIF89a garbage'), label: 'upload.gif' }], texts: ['x'] }),
         (e) => e instanceof ImageError && !(e instanceof ImageTooLargeError) && e.message.startsWith('upload.gif: '));
+      await assert.rejects(engine.embedImages([{ bytes: new Uint8Array(0), label: 'empty.png' }]),
+        (e) => e instanceof ImageError && e.message === 'empty.png: image is empty (0 bytes)');
       await assert.rejects(engine.score({ images: [{ bytes: hugePngHeader() }], texts: ['x'] }),
         (e) => e instanceof ImageTooLargeError && e.message.startsWith('images[0]: image is 30000x30000'));
       await assert.rejects(engine.score({ images: [{ bytes: good }], texts: ['ok', ''] }), /texts\[1\] is empty/);
@@ -297,8 +317,11 @@ describe('ScoringEngine (tiny model)', () => {
     }
   });
 
-  test('close finishes the jobs in flight, then refuses new ones', async () => {
-    const engine = new ScoringEngine(model);
+  test('close finishes the jobs in flight, then refuses new ones (event hooks that throw break nothing)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    const engine = new ScoringEngine(model, { events: { batch: () => { throw new Error('observer bug'); }, cache: () => { throw new Error('observer bug'); } } });
     const pngs = await Promise.all([70, 71, 72, 73].map(syntheticPng));
     const inFlight = pngs.map((bytes) => engine.score({ images: [{ bytes }], texts: ['x', 'y'] }));
     const closed = engine.close();
@@ -309,7 +332,57 @@ describe('ScoringEngine (tiny model)', () => {
       for (const p of r.pairs) assertClose(p, await ref(pngs[i], `syn-close${i}`, ['x', 'y'][p.text]), `job ${i}`);
     }
     await engine.close();
+    process.off('warning', onWarning);
+    assert.ok(warnings.some((w) => w.includes('observer bug')));
     // The model is still usable after the engine is closed.
     assert.equal((await model.encodeTexts(model.processor.tokenize(['still here']))).count, 1);
+  });
+
+  test('fromPretrained: the model on its own thread gives the same numbers', async () => {
+    const engine = await ScoringEngine.fromPretrained(TINY, { maxBatch: 4 });
+    try {
+      const pngs = await Promise.all([80, 81, 82].map(syntheticPng));
+      const results = await Promise.all(pngs.map((bytes) => engine.score({ images: [{ bytes }, { path: IMAGES[2] }], texts: ['a', TEXTS[0]] })));
+      for (const [i, r] of results.entries()) {
+        for (const p of r.pairs) {
+          const image = p.image === 0 ? pngs[i] : IMAGES[2];
+          assertClose(p, await ref(image, p.image === 0 ? `syn${80 + i}` : IMAGES[2], ['a', TEXTS[0]][p.text]), `job ${i} pair ${p.image},${p.text}`);
+        }
+      }
+      assert.equal(engine.stats.visionRuns, 4, 'three distinct images plus the shared one, once each');
+      const bulk = await engine.scorePairs([{ image: { bytes: hugePngHeader() }, text: 'x' }, { image: { bytes: pngs[0] }, text: 'a' }]);
+      assert.match((bulk[0] as { error: string }).error, /over the limit/);
+      assert.deepEqual(bulk[1].ok && bulk[1].itmLogits, results[0].pairs[0].itmLogits);
+    } finally {
+      await engine.close();
+    }
+    await assert.rejects(engine.score({ images: [{ path: IMAGES[0] }], texts: ['x'] }), EngineClosedError);
+    await assert.rejects(ScoringEngine.fromPretrained(`${FIXTURES}/no-such-model`), (e) => e instanceof Error && e.name === 'BlipError' && !e.message.includes('\n'));
+  });
+
+  test('the built dist/ runs both engines (worker files resolve there too)', async (t) => {
+    const built = 'dist/engine/scoring-engine.js';
+    const newest = Math.max(...readdirSync('src/engine').map((f) => statSync(`src/engine/${f}`).mtimeMs));
+    if (!existsSync(built) || statSync(built).mtimeMs < newest) {
+      t.skip('dist/ is missing or older than src/engine (npm run build)');
+      return;
+    }
+    const script = `
+      import { BlipForImageTextRetrieval, ScoringEngine } from './dist/index.js';
+      const job = { images: [{ path: ${JSON.stringify(IMAGES[2])} }], texts: ['a rocket'] };
+      const model = await BlipForImageTextRetrieval.fromPretrained(${JSON.stringify(TINY)});
+      const local = new ScoringEngine(model);
+      const a = await local.score(job);
+      await local.close();
+      await model.dispose();
+      const hosted = await ScoringEngine.fromPretrained(${JSON.stringify(TINY)});
+      const b = await hosted.score(job);
+      await hosted.close();
+      console.log(JSON.stringify([a.pairs[0], b.pairs[0]]));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const [a, b] = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    assert.deepEqual(a, b);
+    assertClose(a, await ref(IMAGES[2], IMAGES[2], 'a rocket'), 'dist engine');
   });
 });

@@ -17,6 +17,11 @@ interface Stage<I, O> {
   name: EngineStage;
   queue: Item<I, O>[];
   run: (inputs: I[]) => Promise<O[]>;
+  /**
+   * Items with the same group key share the costly part of a run (ITM: one image's keys/values),
+   * so a batch also takes every waiting item of the groups it already holds, past maxBatch.
+   */
+  groupKey?: (input: I) => string;
 }
 
 export interface LaneOptions {
@@ -39,18 +44,19 @@ export type Submit<I, O> = (input: I, priority: number, live: () => boolean) => 
 export class ModelLane {
   private readonly stages: Stage<unknown, unknown>[] = [];
   private busy = false;
+  private scheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly options: LaneOptions) {}
 
   /** Registers a stage; `run` maps a batch of inputs to outputs in the same order. */
-  stage<I, O>(name: EngineStage, run: (inputs: I[]) => Promise<O[]>): Submit<I, O> {
-    const stage: Stage<I, O> = { name, queue: [], run };
+  stage<I, O>(name: EngineStage, run: (inputs: I[]) => Promise<O[]>, groupKey?: (input: I) => string): Submit<I, O> {
+    const stage: Stage<I, O> = { name, queue: [], run, groupKey };
     this.stages.push(stage as Stage<unknown, unknown>);
     return (input, priority, live) => new Promise<O>((resolve, reject) => {
       stage.queue.push({ input, priority, queuedAt: performance.now(), live, resolve, reject });
-      this.pump();
+      this.schedule();
     });
   }
 
@@ -63,6 +69,16 @@ export class ModelLane {
   idle(): Promise<void> {
     if (!this.busy && this.pending === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Pumps once the caller's synchronous submits are all in (a job queues its captions in one loop). */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.pump();
+    });
   }
 
   private pump(): void {
@@ -95,8 +111,8 @@ export class ModelLane {
       else this.notifyIdle();
       return;
     }
-    const batch = best.queue.splice(0, this.options.maxBatch);
     const stage = best;
+    const batch = takeBatch(stage, this.options.maxBatch);
     this.busy = true;
     const started = performance.now();
     let run: Promise<unknown[]>;
@@ -122,6 +138,17 @@ export class ModelLane {
   private notifyIdle(): void {
     for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
+}
+
+function takeBatch(stage: Stage<unknown, unknown>, maxBatch: number): Item<unknown, unknown>[] {
+  const batch = stage.queue.splice(0, maxBatch);
+  const key = stage.groupKey;
+  if (!key || stage.queue.length === 0) return batch;
+  const groups = new Set(batch.map((item) => key(item.input)));
+  const rest: Item<unknown, unknown>[] = [];
+  for (const item of stage.queue) (groups.has(key(item.input)) ? batch : rest).push(item);
+  stage.queue = rest;
+  return batch;
 }
 
 function dropDead(stage: Stage<unknown, unknown>): void {

@@ -1,14 +1,16 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { ImageError, UsageError } from '../errors.js';
-import type { BlipForImageTextRetrieval } from '../model/blip-itm.js';
+import type { BlipForImageTextRetrieval, FromPretrainedOptions } from '../model/blip-itm.js';
+import { inProcessBackend, type ModelBackend } from './backend.js';
 import { matchProbability } from '../model/tensors.js';
 import type { ImageEncoding } from './image-cache.js';
 import { ImageEncoder } from './image-encoder.js';
 import { type Job, JobTracker } from './jobs.js';
+import { ModelHost } from './model-host.js';
 import { ModelLane, type Submit } from './model-lane.js';
 import { PreparePool } from './prepare-pool.js';
-import { type ItmInput, itmStage, textStage, visionStage } from './stages.js';
+import type { ItmInput } from './stages.js';
 import type {
   Engine, EngineEvents, EngineOptions, EngineStats, ImageSource, JobOptions, PairOutcome, PairRequest, PairScore,
   RankRequest, RankResult, RankedText, ScoreRequest, ScoreResult,
@@ -21,9 +23,14 @@ import { checkImages, checkTexts, imageLabel, imageSourceProblem, type ResolvedO
  * encoded once per distinct content (cache + in-flight dedupe), and their vision, text and ITM
  * work coalesced into batches on a single model lane.
  *
+ *   const model = await BlipForImageTextRetrieval.fromPretrained('Salesforce/blip-itm-large-coco');
  *   const engine = new ScoringEngine(model, { maxBatch: 16 });
  *   const { pairs } = await engine.score({ images: [{ path: 'cat.jpg' }], texts: ['a cat'] });
  *   await engine.close();   // the model stays loaded
+ *
+ * With a model of the caller's, onnxruntime runs on this thread and holds its event loop for the
+ * length of each run. A service should use `ScoringEngine.fromPretrained`, which loads the model
+ * on a worker thread of its own (and releases it on close()).
  */
 export class ScoringEngine implements Engine {
   private readonly options: ResolvedOptions;
@@ -31,23 +38,45 @@ export class ScoringEngine implements Engine {
   private readonly lane: ModelLane;
   private readonly pool: PreparePool;
   private readonly images: ImageEncoder;
+  private readonly backend: ModelBackend;
   private readonly encodeText: Submit<number[], Float32Array>;
   private readonly itm: Submit<ItmInput, [number, number]>;
   private readonly maxTokens: number;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly model: BlipForImageTextRetrieval, options: EngineOptions & { events?: EngineEvents } = {}) {
+  /**
+   * @param model a loaded model (used on this thread, not disposed by close()) or a ModelHost
+   *   (a model on its own thread; close() disposes it)
+   */
+  constructor(model: BlipForImageTextRetrieval | ModelHost, options: EngineOptions & { events?: EngineEvents } = {}) {
     this.options = resolveOptions(options, availableParallelism());
-    const events = options.events ?? {};
+    const backend: ModelBackend = model instanceof ModelHost ? model : inProcessBackend(model);
+    this.backend = backend;
+    const events = guarded(options.events ?? {});
     this.jobs = new JobTracker(this.options.maxQueue, this.options.deadlineMs);
     this.lane = new ModelLane({ maxBatch: this.options.maxBatch, maxWaitMs: this.options.maxWaitMs, onBatch: events.batch });
-    const vision = this.lane.stage('vision', visionStage(model));
-    this.encodeText = this.lane.stage('text', textStage(model));
-    this.itm = this.lane.stage('itm', itmStage(model, this.options.itmTextStart));
-    this.pool = new PreparePool(join(model.source.dir, 'preprocessor_config.json'), this.options.prepareThreads, (s) => events.batch?.('prepare', 1, s));
+    const vision = this.lane.stage('vision', (pixels: Float32Array[]) => backend.vision(pixels));
+    this.encodeText = this.lane.stage('text', (ids: number[][]) => backend.text(ids));
+    const start = this.options.itmTextStart;
+    this.itm = this.lane.stage('itm', (pairs: ItmInput[]) => backend.itm(pairs, start), (pair) => pair.image.key);
+    this.pool = new PreparePool(join(backend.dir, 'preprocessor_config.json'), this.options.prepareThreads, (s) => events.batch?.('prepare', 1, s));
     this.images = new ImageEncoder(this.pool, vision, this.options.cacheBytes, this.options.maxPixels, events.cache);
     // Truncated as `score` does, and never past what the position embeddings cover.
-    this.maxTokens = Math.min(model.processor.tokenizer.modelMaxLength, model.config.text_config.max_position_embeddings);
+    this.maxTokens = Math.min(backend.processor.tokenizer.modelMaxLength, backend.config.text_config.max_position_embeddings);
+  }
+
+  /**
+   * Loads the model on a worker thread of its own and returns an engine over it, so that no
+   * model run ever blocks this thread's event loop. close() also releases the model.
+   */
+  static async fromPretrained(idOrPath: string, options: FromPretrainedOptions & EngineOptions & { events?: EngineEvents } = {}): Promise<ScoringEngine> {
+    const host = await ModelHost.load(idOrPath, options);
+    try {
+      return new ScoringEngine(host, options);
+    } catch (e) {
+      await host.dispose();
+      throw e;
+    }
   }
 
   get stats(): EngineStats {
@@ -57,6 +86,7 @@ export class ScoringEngine implements Engine {
       cacheBytes: this.images.cache.bytes,
       cacheHits: this.images.hits,
       cacheMisses: this.images.misses,
+      visionRuns: this.backend.visionRuns,
     };
   }
 
@@ -65,17 +95,18 @@ export class ScoringEngine implements Engine {
       const images = checkImages(request?.images, 'images');
       const texts = checkTexts(request?.texts, 'texts');
       const ids = texts.map((t) => this.tokenize(t));
-      const textEmbeds = Promise.all(ids.map((row) => this.encodeText(row, job.submittedAt, () => job.live)));
+      const live = () => job.live;
       const encodings = this.encodeAll(images, job);
-      const perImage = await Promise.all([textEmbeds, ...images.map(async (_, i) => {
-        const enc = await encodings[i];
-        return { enc, logits: await Promise.all(ids.map((row) => this.itm({ image: enc, ids: row }, job.submittedAt, () => job.live))) };
-      })]);
-      const cosEmbeds = perImage[0] as Float32Array[];
+      const [textEmbeds, perImage] = await Promise.all([
+        Promise.all(ids.map((row) => this.encodeText(row, job.submittedAt, live))),
+        Promise.all(images.map(async (_, i) => {
+          const enc = await encodings[i];
+          return { enc, logits: await Promise.all(ids.map((row) => this.itm({ image: enc, ids: row }, job.submittedAt, live))) };
+        })),
+      ]);
       const pairs: PairScore[] = [];
-      perImage.slice(1).forEach((r, image) => {
-        const { enc, logits } = r as { enc: ImageEncoding; logits: Array<[number, number]> };
-        logits.forEach((l, text) => pairs.push(pairScore(image, text, l, cosine(enc.embeds, cosEmbeds[text]))));
+      perImage.forEach(({ enc, logits }, image) => {
+        logits.forEach((l, text) => pairs.push(pairScore(image, text, l, cosine(enc.embeds, textEmbeds[text]))));
       });
       return { pairs };
     });
@@ -152,12 +183,13 @@ export class ScoringEngine implements Engine {
       await this.jobs.drain();
       await this.lane.idle();
       await this.pool.destroy();
+      if (this.backend instanceof ModelHost) await this.backend.dispose();
     })();
     return this.closing;
   }
 
   private tokenize(text: string): number[] {
-    return this.model.processor.tokenizer.encode(text, { truncation: true, maxLength: this.maxTokens }).inputIds;
+    return this.backend.processor.tokenizer.encode(text, { truncation: true, maxLength: this.maxTokens }).inputIds;
   }
 
   /** One encoding per distinct source of the job (the same path or the same bytes object once). */
@@ -174,6 +206,18 @@ export class ScoringEngine implements Engine {
       return p;
     });
   }
+}
+
+/** Observers must not break the engine: a throwing hook would leave a batch's callers waiting forever. */
+function guarded(events: EngineEvents): EngineEvents {
+  const call = <A extends unknown[]>(hook: ((...args: A) => void) | undefined) => hook && ((...args: A) => {
+    try {
+      hook(...args);
+    } catch (e) {
+      process.emitWarning(`a ScoringEngine event hook threw: ${(e as Error)?.message ?? String(e)}`);
+    }
+  });
+  return { batch: call(events.batch), cache: call(events.cache) };
 }
 
 interface PairGroup {

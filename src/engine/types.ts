@@ -107,6 +107,8 @@ export interface EngineStats {
   cacheBytes: number;
   cacheHits: number;
   cacheMisses: number;
+  /** Vision encoder runs of the engine's model so far (also counts runs made outside the engine on a shared model). */
+  visionRuns?: number;
 }
 
 /** The engine's public surface; `ScoringEngine` implements it. */

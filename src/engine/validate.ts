@@ -12,8 +12,8 @@ export function imageSourceProblem(source: unknown): string | undefined {
   if (source === null || typeof source !== 'object') return `expected {bytes} or {path}, got ${source === null ? 'null' : typeof source}`;
   const s = source as Record<string, unknown>;
   if ('bytes' in s) {
+    // Empty bytes are the decoder's to refuse: an ImageError, like any other unusable image.
     if (!(s.bytes instanceof Uint8Array)) return 'bytes must be a Uint8Array (or Buffer)';
-    if (s.bytes.length === 0) return 'image is empty (0 bytes)';
   } else if ('path' in s) {
     if (typeof s.path !== 'string' || s.path === '') return 'path must be a non-empty string';
   } else {
