@@ -74,9 +74,13 @@ test('SIGTERM during in-flight requests: they complete, the process exits 0; one
     const auth = { authorization: 'Bearer a-long-enough-api-key-for-tests' };
     const image = readFileSync('test/fixtures/images/coco_000000039769.png').toString('base64');
     const secretCaption = 'a caption that must never appear in the logs';
+    let answered = 0;
     const inflight = Array.from({ length: 4 }, (_, i) => fetch(`${url}/v1/score`, {
       method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ images: [image], texts: [`${secretCaption} ${i}`] }),
-    }).then(async (r) => ({ status: r.status, json: await r.json() })));
+    }).then(async (r) => {
+      answered++;
+      return { status: r.status, json: await r.json() };
+    }));
     // Signal once all four are queued in the engine.
     for (let i = 0; i < 100; i++) {
       const depth = Number(/blip_engine_queue_depth (\d+)/.exec(await (await fetch(`${url}/metrics`, { headers: auth })).text())?.[1]);
@@ -85,6 +89,7 @@ test('SIGTERM during in-flight requests: they complete, the process exits 0; one
     }
     const t0 = performance.now();
     child.kill('SIGTERM');
+    assert.equal(answered, 0, 'the requests were still in flight when the signal was sent');
     const results = await Promise.all(inflight);
 
     for (const r of results) {
