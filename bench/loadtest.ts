@@ -23,7 +23,8 @@ const json = args.includes('--json');
 const only = argValue('--only');
 const duration = Number(argValue('--duration') ?? 10);
 const perClient = Number(argValue('--per-client') ?? 3);
-const log = (s: string) => { if (!json) process.stderr.write(`${s}\n`); };
+// Progress and figures always go to stderr; --json adds one object on stdout.
+const log = (s: string) => { process.stderr.write(`${s}\n`); };
 
 function argValue(name: string): string | undefined {
   const i = args.indexOf(name);
