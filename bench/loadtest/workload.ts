@@ -27,6 +27,8 @@ export interface LoadResult {
   p99_ms: number;
   errors: number;
   non_2xx: number;
+  /** Responses by HTTP status. */
+  statuses: Record<string, number>;
 }
 
 /**
@@ -58,6 +60,7 @@ export async function scoreLoad(url: string, images: Buffer[], options: { connec
     p99_ms: result.latency.p99,
     errors: result.errors + result.timeouts,
     non_2xx: result.non2xx,
+    statuses: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, v]) => [code, v.count])),
   };
 }
 
