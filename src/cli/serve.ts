@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
 import { BlipError, UsageError } from '../errors.js';
 import { ScoringEngine } from '../engine/scoring-engine.js';
-import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
 import { DEFAULT_MAX_PIXELS } from '../preprocessing/image-decode.js';
 import { checkExposure, readApiKey } from '../server/auth.js';
 import { DEFAULT_LIMITS, type ServiceLimits } from '../server/limits.js';
@@ -108,16 +107,11 @@ export async function serveCommand(argv: string[], reporter: Reporter): Promise<
       limits,
       apiKey,
       logger: { level: values.verbose ? 'debug' : 'info' },
+      // The model on a thread of its own: onnxruntime runs a session synchronously, and on the
+      // request thread every vision run would stall /healthz, /metrics and all other requests.
       openEngine: async (events) => {
-        const model = await BlipForImageTextRetrieval.fromPretrained(values.model, { revision: values.revision, ...runtime });
-        const engine = new ScoringEngine(model, { ...engineOptions, events });
-        return {
-          engine,
-          release: async () => {
-            await engine.close();
-            await model.dispose();
-          },
-        };
+        const engine = await ScoringEngine.fromPretrained(values.model, { revision: values.revision, ...runtime, ...engineOptions, events });
+        return { engine, release: () => engine.close() };
       },
     });
   } catch (e) {

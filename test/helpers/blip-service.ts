@@ -17,10 +17,10 @@ export async function startTinyService(options: { engine?: EngineOptions; limits
     limits: options.limits,
     apiKey: options.apiKey,
     logger: false,
+    // As `blip-itm serve` does: the model on its own thread.
     openEngine: async (events) => {
-      const model = await BlipForImageTextRetrieval.fromPretrained(TINY);
-      const engine = new ScoringEngine(model, { prepareThreads: 1, ...options.engine, events });
-      return { engine, release: async () => { await engine.close(); await model.dispose(); } };
+      const engine = await ScoringEngine.fromPretrained(TINY, { prepareThreads: 1, ...options.engine, events });
+      return { engine, release: () => engine.close() };
     },
   });
   await service.ready;
