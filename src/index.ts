@@ -46,3 +46,9 @@ export type {
   Engine, EngineOptions, EngineEvents, EngineStage, EngineStats, ImageSource, JobOptions, PairScore, ScoreRequest, ScoreResult,
   RankRequest, RankResult, RankedText, PairRequest, PairOutcome,
 } from './engine/types.js';
+export { startService } from './server/service.js';
+export type { ServiceOptions, RunningService, OpenedEngine } from './server/service.js';
+export { buildApp } from './server/app.js';
+export type { AppOptions, BlipApp } from './server/app.js';
+export { DEFAULT_LIMITS } from './server/limits.js';
+export type { ServiceLimits } from './server/limits.js';

@@ -9,6 +9,7 @@ import { terminalReporter } from './output.js';
 import { rankCommand } from './rank.js';
 import { scoreCommand } from './score.js';
 import { searchCommand } from './search.js';
+import { serveCommand } from './serve.js';
 import { tokenizeCommand } from './tokenize.js';
 
 const USAGE = `Usage: blip-itm <command> [options]
@@ -23,6 +24,7 @@ Commands:
   filter         BLIP's CapFilt filter over a dataset (JSONL/CSV/Parquet/WebDataset → Parquet)
   filter-worker  work on filter units queued in Redis (scale-out)
   filter-status  progress of the queued filter runs
+  serve          HTTP service: score, rank and embed over a shared batching engine, and a web page
 
 Run "blip-itm <command> --help" for a command's options.
 `;
@@ -37,6 +39,7 @@ const COMMANDS: Record<string, (argv: string[], reporter: ReturnType<typeof term
   filter: filterCommand,
   'filter-worker': filterWorkerCommand,
   'filter-status': filterStatusCommand,
+  serve: serveCommand,
 };
 
 /**
@@ -68,7 +71,8 @@ export async function main(argv: string[]): Promise<number> {
     const run = COMMANDS[command];
     if (!run) throw new UsageError(`unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
     const output = await run(rest, reporter);
-    process.stdout.write(output.endsWith('\n') ? output : `${output}\n`);
+    // serve prints its log lines as it goes and returns nothing once stopped.
+    if (output !== '') process.stdout.write(output.endsWith('\n') ? output : `${output}\n`);
     return 0;
   } catch (e) {
     reporter.done();
