@@ -38,3 +38,15 @@ test('WebDataset member names split as webdataset does: key up to the first dot 
   assert.equal(splitMemberName('README'), undefined);
   assert.equal(splitMemberName('.hidden'), undefined);
 });
+
+test('a run made in another precision is another model: refused, not resumed', async () => {
+  const { incompatibility, newManifest, sameModel } = await import('../src/filter/manifest.js');
+  const fp32 = { model: 'm', revision: null, commit: null, weightsFile: 'model.safetensors', fingerprint: 'sampled-sha256-v1:abc', dtype: 'fp32' as const };
+  const int8 = { ...fp32, dtype: 'int8' as const };
+  assert.equal(sameModel(fp32, { ...fp32, dtype: undefined }), true, 'manifests from before dtypes are fp32');
+  assert.equal(sameModel(fp32, int8), false);
+  const options = {} as Parameters<typeof newManifest>[1];
+  const existing = newManifest(fp32, options, [], [], 0);
+  assert.equal(incompatibility(existing, fp32, options, []), undefined);
+  assert.match(incompatibility(existing, int8, options, []) ?? '', /another model \(m, .*abc; now m, .*abc, int8\)/);
+});

@@ -2,6 +2,7 @@ import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import type { Dtype } from '../checkpoint/dtype.js';
 import { BlipError } from '../errors.js';
 import { FILE_LIMITS, oneLine, readJsonFile } from '../io/files.js';
 import type { ModelIdentity } from '../retrieval/model-identity.js';
@@ -20,6 +21,18 @@ export interface ManifestModel {
   commit: string | null;
   weightsFile: string;
   fingerprint: string;
+  /** The precision scores were computed in (absent in manifests made before dtypes existed: fp32). */
+  dtype?: Dtype;
+}
+
+/** Whether two model records give the same scores: the same weights in the same precision. */
+export function sameModel(a: Pick<ManifestModel, 'fingerprint' | 'dtype'>, b: Pick<ManifestModel, 'fingerprint' | 'dtype'>): boolean {
+  return a.fingerprint === b.fingerprint && (a.dtype ?? 'fp32') === (b.dtype ?? 'fp32');
+}
+
+function describeModel(m: ManifestModel): string {
+  const dtype = (m.dtype ?? 'fp32') === 'fp32' ? '' : `, ${m.dtype}`;
+  return `${m.model}, ${m.fingerprint.slice(-12)}${dtype}`;
 }
 
 export type UnitState = { state: 'pending' } | ({ state: 'done'; finishedAt: string } & PartSummary);
@@ -39,7 +52,7 @@ export interface Manifest {
 }
 
 export function manifestModel(identity: ModelIdentity): ManifestModel {
-  return { model: identity.model, revision: identity.revision ?? null, commit: identity.commit ?? null, weightsFile: identity.weightsFile, fingerprint: identity.fingerprint };
+  return { model: identity.model, revision: identity.revision ?? null, commit: identity.commit ?? null, weightsFile: identity.weightsFile, fingerprint: identity.fingerprint, dtype: identity.dtype ?? 'fp32' };
 }
 
 export function newManifest(model: ManifestModel, options: ResultOptions, inputs: InputFile[], units: Unit[], inputRows: number | null): Manifest {
@@ -81,8 +94,8 @@ function describeValue(v: unknown): string {
  * undefined when it can. Names the first difference, as a user would fix it.
  */
 export function incompatibility(existing: Manifest, model: ManifestModel, options: ResultOptions, inputs: InputFile[]): string | undefined {
-  if (existing.model.fingerprint !== model.fingerprint) {
-    return `it was made with another model (${existing.model.model}, ${existing.model.fingerprint.slice(-12)}; now ${model.model}, ${model.fingerprint.slice(-12)})`;
+  if (!sameModel(existing.model, model)) {
+    return `it was made with another model (${describeModel(existing.model)}; now ${describeModel(model)})`;
   }
   for (const key of Object.keys(options) as (keyof ResultOptions)[]) {
     if (!isDeepStrictEqual(existing.options[key], options[key])) {

@@ -5,7 +5,7 @@ import { BlipError } from '../errors.js';
 import { describeIdentity, type ModelIdentity } from '../retrieval/model-identity.js';
 import type { ModelBackend } from './backend.js';
 import { openDuckDb } from './duckdb.js';
-import { readManifest, recordUnitDone, unitComplete } from './manifest.js';
+import { readManifest, recordUnitDone, sameModel, unitComplete } from './manifest.js';
 import type { PartSummary } from './part-writer.js';
 import { processUnit } from './process-unit.js';
 import { UNITS_AT_ONCE } from './run-local.js';
@@ -97,7 +97,7 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
       if (!summary.refused.includes(why)) summary.refused.push(why);
       throw e;
     }
-    if (b.identity.fingerprint !== data.model.fingerprint) {
+    if (!sameModel(b.identity, data.model)) {
       refuse(queueName, data.output, data.model, b.identity);
       throw new BlipError(`refused by a worker with another model (${describeIdentity(b.identity)})`);
     }
@@ -137,7 +137,7 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
   }
 
   async function drain(queueName: string, entry?: RegistryEntry): Promise<boolean> {
-    if (request.identity && entry && entry.model.fingerprint !== request.identity.fingerprint) {
+    if (request.identity && entry && !sameModel(entry.model, request.identity)) {
       refuse(queueName, entry.output, entry.model, request.identity);
       return false;
     }
