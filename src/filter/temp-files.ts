@@ -30,9 +30,12 @@ function alive(pid: number): boolean {
 /**
  * Removes temp files that nobody is writing: this host's whose process is gone (and this
  * process's own, from an earlier run that failed), and other hosts' untouched for an hour.
+ * With `file`, only the temps of that one file, and never this process's own (it may be writing
+ * another unit right now): a worker calls this before taking over a unit, so the temp of a
+ * worker killed in the middle of that unit goes when the unit is redone, not only at the next start.
  * Returns how many were removed.
  */
-export async function cleanStaleTemps(dir: string): Promise<number> {
+export async function cleanStaleTemps(dir: string, file?: string): Promise<number> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -43,9 +46,10 @@ export async function cleanStaleTemps(dir: string): Promise<number> {
   for (const name of names) {
     const m = TEMP.exec(name);
     if (!m) continue;
+    if (file !== undefined && !name.startsWith(`.${file}.tmp-`)) continue;
     const path = join(dir, name);
     const pid = Number(m[2]);
-    let stale = m[1] === HOST ? pid === process.pid || !alive(pid) : false;
+    let stale = m[1] === HOST ? (pid === process.pid ? file === undefined : !alive(pid)) : false;
     if (m[1] !== HOST) {
       try {
         stale = Date.now() - (await stat(path)).mtimeMs > FOREIGN_STALE_MS;

@@ -6,7 +6,7 @@ import { describeIdentity, type ModelIdentity } from '../retrieval/model-identit
 import type { ModelBackend } from './backend.js';
 import { openDuckDb } from './duckdb.js';
 import { readManifest, recordUnitDone, sameModel, unitComplete } from './manifest.js';
-import type { PartSummary } from './part-writer.js';
+import { partName, type PartSummary } from './part-writer.js';
 import { processUnit } from './process-unit.js';
 import { UNITS_AT_ONCE } from './run-local.js';
 import { connectRedis, type FilterJob, queueCounts, queueNameFor, type QueueLocation, registeredQueues, type RegistryEntry } from './queue.js';
@@ -111,6 +111,8 @@ export async function runWorker(request: WorkerRequest): Promise<WorkerSummary> 
       const { part, bytes, rows, kept, errors } = entry;
       return { part, bytes, rows, kept, errors };
     }
+    // A worker killed in the middle of this unit left its temp part; it goes now that the unit is redone.
+    await cleanStaleTemps(data.output, partName(data.unit.id, data.options.format));
     const engine = await b.engine(data.options.itmTextStart);
     // Units in progress at the same time each need their own DuckDB connection.
     const connection = idleConnections.pop() ?? await db.connect();
