@@ -35,7 +35,9 @@ test('filter SIGKILLed mid-run, then rerun: every id exactly once across the par
   assert.ok(before);
   const total = before.totals.units;
   const doneBefore = before.totals.unitsDone;
-  assert.ok(doneBefore >= 1 && doneBefore < total, `killed mid-run (${doneBefore}/${total} units done)`);
+  // Parts are renamed into place before the manifest records them, so the kill can land between the
+  // two (a committed part the manifest does not know yet): the rerun must cope with either state.
+  assert.ok(doneBefore < total, `killed mid-run (${doneBefore}/${total} units done)`);
   // A temp file of the killed process, as a kill mid-write leaves one.
   writeFileSync(join(output, `.part-00999.parquet.tmp-${hostname().replace(/[^A-Za-z0-9.]/g, '_')}-${first.child.pid}-deadbeef`), 'partial');
 

@@ -10,6 +10,9 @@ import { bfloat16ToFloats, floatsToHalf, halfToFloats } from './half.js';
 import { readSafetensors } from './safetensors.js';
 import { type TensorToWrite, writeSafetensors } from './safetensors-writer.js';
 import { DTYPE_BYTES, type TensorDType, type TensorIndex, type TensorInfo } from './tensor-info.js';
+import { type DerivedKind, derivedName } from './derived-names.js';
+
+export { type DerivedKind, derivedName };
 
 /**
  * Weights in another precision than the checkpoint's, derived once from it.
@@ -29,12 +32,8 @@ import { DTYPE_BYTES, type TensorDType, type TensorIndex, type TensorInfo } from
  * is written and the checkpoint is read in place.
  */
 
-export type DerivedKind = 'f16' | 'f32' | 'q8t' | 'q8s';
-
 /** Bump when the derived bytes change meaning; older cache files are then ignored. */
 const DERIVED_FORMAT = 1;
-
-export const derivedName = (kind: DerivedKind, source: string): string => `${kind}:${source}`;
 
 function parseDerivedName(name: string): { kind: DerivedKind; source: string } | undefined {
   const m = /^(f16|f32|q8t|q8s):(.+)$/.exec(name);

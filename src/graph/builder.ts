@@ -1,7 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { CheckpointError } from '../errors.js';
-import { derivedName } from '../checkpoint/derived-weights.js';
+import { derivedName } from '../checkpoint/derived-names.js';
 import type { Dtype } from '../checkpoint/dtype.js';
 import { toHalfBits } from '../checkpoint/half.js';
 import type { TensorIndex, TensorInfo } from '../checkpoint/tensor-info.js';
