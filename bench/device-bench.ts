@@ -1,10 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { BlipForImageTextRetrieval } from '../src/model/blip-itm.js';
 import { agreement, scoreGrid } from './agreement.js';
 import { cardJob } from './card-job.js';
-import { writeRandomCheckpoint } from './random-checkpoint.js';
+import { benchCheckpoint } from './random-checkpoint.js';
 
 /**
  * The large random checkpoint on GPU providers in fp32 and fp16: load, vision seconds per image
@@ -15,14 +12,7 @@ import { writeRandomCheckpoint } from './random-checkpoint.js';
  */
 const providers = (process.argv[2] ?? 'webgpu').split(',') as Array<'webgpu' | 'cuda'>;
 const runs = Number(process.argv[3] ?? 5);
-const REF = 'test/fixtures/reference-configs';
-const dir = process.env.BLIP_BENCH_DIR ?? join(tmpdir(), 'blip-itm-bench-large-coco-random');
-await writeRandomCheckpoint(dir, JSON.parse(readFileSync(`${REF}/blip-itm-large-coco.config.json`, 'utf8')), {
-  'preprocessor_config.json': `${REF}/blip-itm-large-coco.preprocessor_config.json`,
-  'tokenizer_config.json': `${REF}/blip-itm-large-coco.tokenizer_config.json`,
-  'special_tokens_map.json': `${REF}/blip-itm-large-coco.special_tokens_map.json`,
-  'vocab.txt': 'test/fixtures/models/tiny/vocab.txt',
-});
+const dir = await benchCheckpoint();
 const image = 'test/fixtures/images/coco_000000039769.png';
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 async function timed(fn: () => Promise<unknown>): Promise<number> {

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -6,7 +6,7 @@ import { ScoringEngine } from '../src/engine/scoring-engine.js';
 import { discoverInputs } from '../src/filter/inputs.js';
 import { runLocal } from '../src/filter/run-local.js';
 import { BlipForImageTextRetrieval } from '../src/model/blip-itm.js';
-import { writeRandomCheckpoint } from './random-checkpoint.js';
+import { benchCheckpoint } from './random-checkpoint.js';
 
 /**
  * npm run bench:filter [-- --json] [--images N] [--runs N]
@@ -26,14 +26,7 @@ const runs = Number(argValue('--runs') ?? 1);
 const log = (s: string) => { if (!json) process.stderr.write(`${s}\n`); };
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = Math.floor(s.length / 2); return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
-const REF = 'test/fixtures/reference-configs';
-const dir = process.env.BLIP_BENCH_DIR ?? join(tmpdir(), 'blip-itm-bench-large-coco-random');
-await writeRandomCheckpoint(dir, JSON.parse(readFileSync(`${REF}/blip-itm-large-coco.config.json`, 'utf8')), {
-  'preprocessor_config.json': `${REF}/blip-itm-large-coco.preprocessor_config.json`,
-  'tokenizer_config.json': `${REF}/blip-itm-large-coco.tokenizer_config.json`,
-  'special_tokens_map.json': `${REF}/blip-itm-large-coco.special_tokens_map.json`,
-  'vocab.txt': 'test/fixtures/models/tiny/vocab.txt',
-});
+const dir = await benchCheckpoint();
 
 // Photo-sized JPEGs (640 x 480, as COCO's), distinct per run so no cache serves them.
 const work = join(tmpdir(), `blip-itm-bench-filter-${process.pid}`);

@@ -1,4 +1,5 @@
 import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { type BlipConfig, parseBlipConfig, visionTokens } from '../src/checkpoint/config.js';
@@ -115,5 +116,21 @@ export async function writeRandomCheckpoint(dir: string, configJson: unknown, fi
   writeFileSync(join(dir, 'config.json'), configText);
   for (const [name, from] of Object.entries(filesFrom)) copyFileSync(from, join(dir, name));
   writeFileSync(stamp, configText);
+  return dir;
+}
+
+/**
+ * The benchmarks' random-weight checkpoint of the real blip-itm-large-coco layout, written once into
+ * the OS temp folder (BLIP_BENCH_DIR overrides); returns its folder.
+ */
+export async function benchCheckpoint(): Promise<string> {
+  const REF = 'test/fixtures/reference-configs';
+  const dir = process.env.BLIP_BENCH_DIR ?? join(tmpdir(), 'blip-itm-bench-large-coco-random');
+  await writeRandomCheckpoint(dir, JSON.parse(readFileSync(`${REF}/blip-itm-large-coco.config.json`, 'utf8')), {
+    'preprocessor_config.json': `${REF}/blip-itm-large-coco.preprocessor_config.json`,
+    'tokenizer_config.json': `${REF}/blip-itm-large-coco.tokenizer_config.json`,
+    'special_tokens_map.json': `${REF}/blip-itm-large-coco.special_tokens_map.json`,
+    'vocab.txt': 'test/fixtures/models/tiny/vocab.txt',
+  });
   return dir;
 }
