@@ -1,5 +1,5 @@
 import type { BlipForImageTextRetrieval } from '../src/model/blip-itm.js';
-import { matchProbability } from '../src/model/tensors.js';
+import { matchProbability } from '../src/tensor.js';
 import { CAPTIONS } from './card-job.js';
 
 /** The 4 images of the agreement check (fixtures), each scored against the card job's 10 captions. */

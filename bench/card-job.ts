@@ -1,5 +1,5 @@
 import { BlipForImageTextRetrieval } from '../src/model/blip-itm.js';
-import { matchProbability } from '../src/model/tensors.js';
+import { matchProbability } from '../src/tensor.js';
 
 /** The model card's job for 1 image x 10 captions: image file in, ITM probability and cosine out. */
 export const CAPTIONS = [

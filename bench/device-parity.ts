@@ -1,5 +1,5 @@
 import { BlipForImageTextRetrieval } from '../src/model/blip-itm.js';
-import { matchProbability } from '../src/model/tensors.js';
+import { matchProbability } from '../src/tensor.js';
 import { FIXTURES, goldenFile, manifestEntry, maxAbsDiff, textById } from '../test/helpers/goldens.js';
 
 /**

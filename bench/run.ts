@@ -4,7 +4,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { readBlipConfig } from '../src/checkpoint/config.js';
 import { BlipForImageTextRetrieval } from '../src/model/blip-itm.js';
-import type { Tensor } from '../src/model/tensors.js';
+import type { Tensor } from '../src/tensor.js';
 import { measureGemmGflops } from './gemm.js';
 import { visionFlopsPerImage } from './flops.js';
 import { writeRandomCheckpoint } from './random-checkpoint.js';

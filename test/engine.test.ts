@@ -12,7 +12,7 @@ import {
 } from '../src/engine/types.js';
 import { ImageError, ImageTooLargeError, UsageError } from '../src/errors.js';
 import { BlipForImageTextRetrieval } from '../src/model/blip-itm.js';
-import { matchProbability } from '../src/model/tensors.js';
+import { matchProbability } from '../src/tensor.js';
 import { FIXTURES } from './helpers/goldens.js';
 
 const TINY = `${FIXTURES}/models/tiny`;

@@ -4,7 +4,7 @@ import { copyFileSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlipForImageTextRetrieval } from '../src/model/blip-itm.js';
-import { matchProbability } from '../src/model/tensors.js';
+import { matchProbability } from '../src/tensor.js';
 import { parseDtype } from '../src/checkpoint/dtype.js';
 import { quantizeTransposed, readAsFloat32, rowScales } from '../src/checkpoint/derived-weights.js';
 import { floatsToHalf, fromHalfBits, toHalfBits } from '../src/checkpoint/half.js';

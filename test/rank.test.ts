@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlipForImageTextRetrieval } from '../src/model/blip-itm.js';
-import { matchProbability } from '../src/model/tensors.js';
+import { matchProbability } from '../src/tensor.js';
 import { parseCaptionLines, type RankEntry } from '../src/cli/rank.js';
 import { rankCaptions } from '../src/retrieval/rank-captions.js';
 import { FIXTURES } from './helpers/goldens.js';

@@ -1,5 +1,5 @@
 import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
-import { matchProbability } from '../model/tensors.js';
+import { matchProbability } from '../tensor.js';
 import { UsageError } from '../errors.js';
 import { readPlainTextFile } from '../io/files.js';
 import { parseArgs } from 'node:util';

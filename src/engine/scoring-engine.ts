@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ImageError, UsageError } from '../errors.js';
 import type { BlipForImageTextRetrieval, FromPretrainedOptions } from '../model/blip-itm.js';
 import { inProcessBackend, type ModelBackend } from './backend.js';
-import { matchProbability } from '../model/tensors.js';
+import { matchProbability } from '../tensor.js';
 import type { ImageEncoding } from './image-cache.js';
 import { ImageEncoder } from './image-encoder.js';
 import { type Job, JobTracker } from './jobs.js';

@@ -1,6 +1,6 @@
 import { visionTokens } from '../checkpoint/config.js';
 import type { BlipForImageTextRetrieval, ImageEncodings } from '../model/blip-itm.js';
-import type { Tensor } from '../model/tensors.js';
+import type { Tensor } from '../tensor.js';
 import type { ImageEncoding } from './image-cache.js';
 
 /**

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { BlipError, ImageError } from '../errors.js';
 import { FileError, readRegularFile } from '../io/files.js';
 import { BlipForImageTextRetrieval } from '../model/blip-itm.js';
-import type { Tensor } from '../model/tensors.js';
+import type { Tensor } from '../tensor.js';
 import { type CollectedImages, collectImages, inScope } from './collect-images.js';
 import { DEFAULT_INDEX_DIR, ImageIndex, type IndexEntry, type StoredImage } from './image-index.js';
 import { type LazyModel, type ModelIdentity, modelIdentity } from './model-identity.js';

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { BlipError } from '../errors.js';
 import { FileError, readRegularFile } from '../io/files.js';
 import type { BlipForImageTextRetrieval } from '../model/blip-itm.js';
-import type { Tensor } from '../model/tensors.js';
+import type { Tensor } from '../tensor.js';
 import { fingerprintWeights } from './model-identity.js';
 
 /**

@@ -1,7 +1,7 @@
 import { BlipError, ImageError, UsageError } from '../errors.js';
 import { FileError, oneLine, readJsonFile, readRegularFile, resolveInside } from '../io/files.js';
 import type { BlipForImageTextRetrieval, ImageEncodings } from '../model/blip-itm.js';
-import type { Tensor } from '../model/tensors.js';
+import type { Tensor } from '../tensor.js';
 import { EncodingCache, MemoryTensorStore, sha256Hex, type TensorStore } from './encoding-cache.js';
 import { PRE_CAPTION_MAX_WORDS, preCaption } from './pre-caption.js';
 import { queryRank, type RecallFigures, recallFigures, type RetrievalRanks } from './recall.js';

@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.js';
 import type { BlipForImageTextRetrieval } from '../model/blip-itm.js';
-import { matchProbability } from '../model/tensors.js';
+import { matchProbability } from '../tensor.js';
 import type { ImageInput } from '../preprocessing/image-decode.js';
 import { topK } from './top-k.js';
 

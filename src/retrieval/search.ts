@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { ImageError, UsageError } from '../errors.js';
 import type { BlipForImageTextRetrieval, ForwardOptions } from '../model/blip-itm.js';
-import { matchProbability } from '../model/tensors.js';
+import { matchProbability } from '../tensor.js';
 import type { ImageInput } from '../preprocessing/image-decode.js';
 import { fsProblem } from './build-index.js';
 import { ImageIndex, type NearestImage } from './image-index.js';

@@ -1,5 +1,5 @@
 import type { BlipForImageTextRetrieval } from '../../src/model/blip-itm.js';
-import { matchProbability } from '../../src/model/tensors.js';
+import { matchProbability } from '../../src/tensor.js';
 
 export interface ReferenceScore {
   itmLogits: [number, number];
