@@ -13,11 +13,11 @@ import { crossKeyName, crossValueName, USE_IMAGE } from '../graph/blip-graphs.js
 import { buildBlipGraphs } from '../graph/precision.js';
 import { BlipProcessor } from '../preprocessing/processor.js';
 import { checkTokenizerAgainstEmbedding, vocabularyFile } from '../preprocessing/tokenizer-checks.js';
-import {
-  assertWebGpuShaderF16, boolTensor, floatTensor, GraphSession, halfTensor, int64Tensor, type RuntimeOptions,
-} from '../runtime/session.js';
+import { boolTensor, floatTensor, halfTensor, int64Tensor, type RuntimeOptions } from '../runtime/session.js';
 import { type BlipInputs, rows, type Tensor } from '../tensor.js';
 import { assertFinite } from './assert-finite.js';
+import { createSessions, type Sessions } from './sessions.js';
+import { checkTextInputs, repeatRow } from './text-inputs.js';
 
 /** BLIP's `[ENC]` id, fixed by the 30524-row embedding of every released checkpoint. */
 const DEFAULT_ENC_TOKEN_ID = 30523;
@@ -76,12 +76,6 @@ export interface TextEncodings {
   attentionMask: Tensor<BigInt64Array>;
   /** L2-normalised ITC features [count, image_text_hidden_size]. */
   embeds: Tensor;
-}
-
-interface Sessions {
-  vision: GraphSession;
-  text: GraphSession;
-  crossKV: GraphSession;
 }
 
 /**
@@ -193,7 +187,7 @@ export class BlipForImageTextRetrieval {
   /** Runs the unimodal text encoder (ITC features). */
   async encodeTexts(inputs: { inputIds: Tensor<BigInt64Array>; attentionMask?: Tensor<BigInt64Array> }): Promise<TextEncodings> {
     this.assertLive();
-    const { inputIds, attentionMask } = this.checkTextInputs(inputs);
+    const { inputIds, attentionMask } = checkTextInputs(inputs, this.config.text_config);
     const n = inputIds.dims[0];
     const E = this.config.image_text_hidden_size;
     const embeds = new Float32Array(n * E);
@@ -245,7 +239,7 @@ export class BlipForImageTextRetrieval {
       throw new UsageError(`imageIndex ${imageIndex} is out of range for ${images.count} encoded image(s)`);
     }
     const kv = await this.crossKVFor(images, imageIndex);
-    const { inputIds, attentionMask } = this.checkTextInputs(texts);
+    const { inputIds, attentionMask } = checkTextInputs(texts, this.config.text_config);
     const n = inputIds.dims[0];
     const logits = new Float32Array(n * 2);
     const step = this.options.textBatchSize ?? 32;
@@ -263,7 +257,7 @@ export class BlipForImageTextRetrieval {
     texts: { inputIds: Tensor<BigInt64Array>; attentionMask?: Tensor<BigInt64Array> },
     options: ForwardOptions,
   ): Promise<Tensor> {
-    const checked = this.checkTextInputs(texts);
+    const checked = checkTextInputs(texts, this.config.text_config);
     const nt = checked.inputIds.dims[0];
     if (images.count === 1) return this.itmForImage(images, 0, checked, options);
     if (nt !== images.count && nt !== 1) {
@@ -286,7 +280,7 @@ export class BlipForImageTextRetrieval {
     options: Pick<ForwardOptions, 'itmTextStart'> & { rowsPerRun?: number } = {},
   ): Promise<Tensor> {
     this.assertLive();
-    const { inputIds: ids, attentionMask: mask } = this.checkTextInputs(texts);
+    const { inputIds: ids, attentionMask: mask } = checkTextInputs(texts, this.config.text_config);
     if (ids.dims[0] !== images.count) throw new UsageError(`itmRows pairs image i with text i: got ${images.count} images and ${ids.dims[0]} texts`);
     const logits = new Float32Array(images.count * 2);
     const step = options.rowsPerRun ?? this.options.textBatchSize ?? 32;
@@ -312,7 +306,7 @@ export class BlipForImageTextRetrieval {
     options: Pick<ForwardOptions, 'itmTextStart'> = {},
   ): Promise<Tensor> {
     this.assertLive();
-    const checked = this.checkTextInputs(texts);
+    const checked = checkTextInputs(texts, this.config.text_config);
     const nt = checked.inputIds.dims[0];
     const byImage = new Map<number, number[]>();
     pairs.forEach((p, k) => {
@@ -398,29 +392,6 @@ export class BlipForImageTextRetrieval {
     return this.placeholderFeeds;
   }
 
-  private checkTextInputs(inputs: { inputIds: Tensor<BigInt64Array>; attentionMask?: Tensor<BigInt64Array> }): {
-    inputIds: Tensor<BigInt64Array>;
-    attentionMask: Tensor<BigInt64Array>;
-  } {
-    const { inputIds } = inputs;
-    const d = inputIds.dims;
-    if (d.length !== 2 || d[0] < 1 || d[1] < 1 || inputIds.data.length !== d[0] * d[1]) {
-      throw new UsageError(`inputIds must have shape [B, L] with B, L >= 1, got [${d.join(', ')}]`);
-    }
-    const t = this.config.text_config;
-    if (d[1] > t.max_position_embeddings) {
-      throw new UsageError(`inputIds has ${d[1]} tokens; this model takes at most ${t.max_position_embeddings} (tokenize with truncation)`);
-    }
-    for (const id of inputIds.data) {
-      if (id < 0n || id >= BigInt(t.vocab_size)) throw new UsageError(`inputIds contains ${id}, outside the vocabulary [0, ${t.vocab_size})`);
-    }
-    const attentionMask = inputs.attentionMask ?? { data: new BigInt64Array(inputIds.data.length).fill(1n), dims: [...d] };
-    if (attentionMask.dims.length !== 2 || attentionMask.dims[0] !== d[0] || attentionMask.dims[1] !== d[1]) {
-      throw new UsageError(`attentionMask must have the shape of inputIds [${d.join(', ')}], got [${attentionMask.dims.join(', ')}]`);
-    }
-    return { inputIds, attentionMask };
-  }
-
   private assertLive(): void {
     if (this.disposed) throw new BlipError('this model was disposed; load it again with fromPretrained()');
   }
@@ -431,28 +402,4 @@ export class BlipForImageTextRetrieval {
     this.disposed = true;
     await Promise.all(Object.values(this.sessions).map((s) => s.dispose()));
   }
-}
-
-/**
- * Creates the sessions side by side: creation is dominated by onnxruntime pre-packing the
- * weights, single-threaded per session. ORT maps the checkpoint and frees each mapping once a
- * weight is packed, so this adds no peak memory. If one fails, the others are released.
- */
-async function createSessions(graphs: Record<keyof Sessions, BuiltGraph>, options: RuntimeOptions & { dtype: Dtype }): Promise<Sessions> {
-  if (options.executionProvider === 'webgpu' && options.dtype === 'fp16') await assertWebGpuShaderF16();
-  const keys = Object.keys(graphs) as Array<keyof Sessions>;
-  const settled = await Promise.allSettled(keys.map((k) => GraphSession.create(graphs[k], options)));
-  const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failure) {
-    await Promise.all(settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value.dispose()] : [])));
-    throw failure.reason;
-  }
-  return Object.fromEntries(keys.map((k, i) => [k, (settled[i] as PromiseFulfilledResult<GraphSession>).value])) as unknown as Sessions;
-}
-
-function repeatRow(t: Tensor<BigInt64Array>, times: number): Tensor<BigInt64Array> {
-  const L = t.dims[1];
-  const data = new BigInt64Array(times * L);
-  for (let i = 0; i < times; i++) data.set(t.data.subarray(0, L), i * L);
-  return { data, dims: [times, L] };
 }
