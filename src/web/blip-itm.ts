@@ -23,6 +23,7 @@ import {
   boolTensor, configureRuntime, floatTensor, int64Tensor, pickDevice, type WebDevice, WebGraphSession, type WebRuntimeOptions, type WebTensor,
 } from './session.js';
 import { packGraphWeights, readSafetensorsIndex, WEIGHTS_FILE } from './weights.js';
+import { checkTextInputs } from '../model/text-inputs.js';
 
 /**
  * Weight precision. Only 'fp32' exists in the browser build today; 'fp16' (WebGPU) and 'int8'
@@ -132,7 +133,7 @@ export class BlipForImageTextRetrieval {
     if (!pixelValues) throw new UsageError('forward(): inputs.pixelValues is required');
     if (!inputIds) throw new UsageError('forward(): inputs.inputIds is required');
     const images = await this.encodeImages(pixelValues);
-    const texts = this.checkTextInputs({ inputIds, attentionMask });
+    const texts = checkTextInputs({ inputIds, attentionMask }, this.config.text_config);
     if (options.useItmHead === false) return this.cosine(images, await this.encodeTexts(texts));
     const n = images.count;
     const nt = texts.inputIds.dims[0];
@@ -171,7 +172,7 @@ export class BlipForImageTextRetrieval {
     if (!Number.isInteger(imageIndex) || imageIndex < 0 || imageIndex >= images.count) {
       throw new UsageError(`imageIndex ${imageIndex} is out of range for ${images.count} encoded image(s)`);
     }
-    const { inputIds, attentionMask } = this.checkTextInputs(texts);
+    const { inputIds, attentionMask } = checkTextInputs(texts, this.config.text_config);
     const states = rows(images.states, imageIndex, imageIndex + 1);
     const kv = await this.sessions.crossKV.run({ vision_states: floatTensor(states.data, states.dims) });
     const n = inputIds.dims[0];
@@ -208,7 +209,7 @@ export class BlipForImageTextRetrieval {
 
   async encodeTexts(inputs: { inputIds: Tensor<BigInt64Array>; attentionMask?: Tensor<BigInt64Array> }): Promise<{ count: number; embeds: Tensor }> {
     this.assertLive();
-    const { inputIds, attentionMask } = this.checkTextInputs(inputs);
+    const { inputIds, attentionMask } = checkTextInputs(inputs, this.config.text_config);
     const n = inputIds.dims[0];
     const E = this.config.image_text_hidden_size;
     const embeds = new Float32Array(n * E);
@@ -276,28 +277,6 @@ export class BlipForImageTextRetrieval {
       this.placeholderFeeds = feeds;
     }
     return this.placeholderFeeds;
-  }
-
-  private checkTextInputs(inputs: { inputIds: Tensor<BigInt64Array>; attentionMask?: Tensor<BigInt64Array> }): {
-    inputIds: Tensor<BigInt64Array>; attentionMask: Tensor<BigInt64Array>;
-  } {
-    const { inputIds } = inputs;
-    const d = inputIds.dims;
-    if (d.length !== 2 || d[0] < 1 || d[1] < 1 || inputIds.data.length !== d[0] * d[1]) {
-      throw new UsageError(`inputIds must have shape [B, L] with B, L >= 1, got [${d.join(', ')}]`);
-    }
-    const t = this.config.text_config;
-    if (d[1] > t.max_position_embeddings) {
-      throw new UsageError(`inputIds has ${d[1]} tokens; this model takes at most ${t.max_position_embeddings} (tokenize with truncation)`);
-    }
-    for (const id of inputIds.data) {
-      if (id < 0n || id >= BigInt(t.vocab_size)) throw new UsageError(`inputIds contains ${id}, outside the vocabulary [0, ${t.vocab_size})`);
-    }
-    const attentionMask = inputs.attentionMask ?? { data: new BigInt64Array(inputIds.data.length).fill(1n), dims: [...d] };
-    if (attentionMask.dims.length !== 2 || attentionMask.dims[0] !== d[0] || attentionMask.dims[1] !== d[1]) {
-      throw new UsageError(`attentionMask must have the shape of inputIds [${d.join(', ')}], got [${attentionMask.dims.join(', ')}]`);
-    }
-    return { inputIds, attentionMask };
   }
 
   private assertLive(): void {
