@@ -6,7 +6,7 @@ import type { BlipInputs, Tensor } from '../tensor.js';
 import type { ImageInput } from './image-decode.js';
 import { BlipImageProcessor, type PreprocessOptions } from './image-processor.js';
 import { type BatchOptions, BlipTokenizer } from './tokenizer.js';
-import { checkTokenizer, checkTokenizerFiles, vocabularyFile } from './tokenizer-checks.js';
+import { checkTokenizer, vocabularyFile } from './tokenizer-checks.js';
 
 /** Only what preprocessing needs, so `blip-itm tokenize` never downloads weights. */
 const PROCESSOR_FILES = {
@@ -28,7 +28,6 @@ export class BlipProcessor {
 
   static async fromFolder(dir: string): Promise<BlipProcessor> {
     const imageProcessor = await BlipImageProcessor.fromFile(join(dir, 'preprocessor_config.json'));
-    await checkTokenizerFiles(dir);
     const tokenizer = await BlipTokenizer.fromFolder(dir);
     checkTokenizer(tokenizer, vocabularyFile(dir, existsSync(join(dir, 'vocab.txt'))));
     return new BlipProcessor(imageProcessor, tokenizer);

@@ -1,6 +1,5 @@
 import { join } from 'node:path';
 import { CheckpointError } from '../errors.js';
-import { FILE_LIMITS, FileError, readRegularFile, statRegularFile } from '../io/files.js';
 import type { BlipTokenizer } from './tokenizer.js';
 
 /**
@@ -10,41 +9,6 @@ import type { BlipTokenizer } from './tokenizer.js';
  * one-line vocabulary turns every word into `[UNK]`. Those run and give nonsense scores, so here
  * they are errors naming the tokenizer file. Only the tokenizer's public API is used.
  */
-
-/** The tokenizer files a checkpoint folder may hold, in the order transformers reads them. */
-export const TOKENIZER_FILES = ['vocab.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json'] as const;
-
-/**
- * Checks, before the tokenizer reads them, that the tokenizer files present are regular files
- * under their byte cap: a FIFO would block the read forever, `/dev/zero` would never end.
- */
-export async function checkTokenizerFiles(dir: string): Promise<void> {
-  for (const name of TOKENIZER_FILES) {
-    const cap = name === 'vocab.txt' || name === 'tokenizer.json' ? FILE_LIMITS.tokenizerFile : FILE_LIMITS.configJson;
-    const file = join(dir, name);
-    try {
-      await statRegularFile(file, { maxBytes: cap, what: `a tokenizer file (${name})` });
-    } catch (e) {
-      if (e instanceof FileError && e.problem === 'file not found') continue;
-      throw e;
-    }
-    // Parsed once here too (they are small) so that a syntax error is one line naming the byte,
-    // without the parser's echo of the file's content.
-    if (name.endsWith('.json')) checkJsonSyntax(file, await readRegularFile(file, { maxBytes: cap, what: `a tokenizer file (${name})` }));
-  }
-}
-
-function checkJsonSyntax(file: string, bytes: Buffer): void {
-  let text = bytes.toString('utf8');
-  // The tokenizer, like Python's json with utf-8-sig, accepts a leading BOM.
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  try {
-    JSON.parse(text);
-  } catch (e) {
-    const at = /position (\d+)/.exec((e as Error).message);
-    throw new FileError(file, `not valid JSON${at ? ` (syntax error at character ${at[1]})` : ''}`, { cause: e });
-  }
-}
 
 /** The file the vocabulary came from, for messages. */
 export function vocabularyFile(dir: string, hasVocabTxt: boolean): string {
