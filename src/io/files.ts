@@ -140,21 +140,12 @@ function capOf(options: ReadOptions): number {
 export async function readRegularFile(path: string, options: ReadOptions): Promise<Buffer> {
   const cap = capOf(options);
   const what = options.what ?? (options.kind ? `${options.kind} file` : 'a file');
-  if (typeof path !== 'string' || path === '') throw new FileError('<empty path>', `expected a path to ${what}`);
-  if (path.includes('\0')) throw new FileError(path, 'the path contains a NUL byte');
-  let fh;
+  const { handle: fh, size } = await openRegularFile(path, { maxBytes: cap, what });
   try {
-    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (e) {
-    throw new FileError(path, describeErrno(e), { cause: e });
-  }
-  try {
-    const s = await fh.stat();
-    checkStats(path, s, { maxBytes: cap, what });
     // Read in chunks up to cap + 1: the size from stat is a hint, the read is the truth.
     const chunks: Buffer[] = [];
     let total = 0;
-    const chunkSize = Math.min(Math.max(s.size, 1 << 16), 1 << 24);
+    const chunkSize = Math.min(Math.max(size, 1 << 16), 1 << 24);
     for (;;) {
       const buf = Buffer.allocUnsafe(Math.min(chunkSize, cap + 1 - total));
       const { bytesRead } = await fh.read(buf, 0, buf.length, null);
