@@ -325,7 +325,7 @@ function splitPath(file: string): { folder: string; location: string } {
   const i = windows ? Math.max(file.lastIndexOf('/'), file.lastIndexOf('\\')) : file.lastIndexOf('/');
   if (i < 0) return { folder: '.', location: file };
   const head = file.slice(0, i);
-  // A root keeps its separator: "/x" lies in "/", "C:\\x" in "C:\\".
+  // A root keeps its separator: "/x" lies in "/", "C:\x" in "C:\".
   const folder = head === '' || (windows && head.length === 2) ? file.slice(0, i + 1) : head;
   return { folder, location: file.slice(i + 1) };
 }
