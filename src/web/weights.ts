@@ -4,7 +4,7 @@
  * per graph (rather than handing every session the whole file) keeps each session's copy in the
  * WASM heap to the weights it needs, which is what lets a large checkpoint fit in wasm32's 4 GB.
  */
-import { parseSafetensorsHeader, MAX_HEADER_BYTES } from '../checkpoint/safetensors.js';
+import { parseSafetensorsHeader, MAX_HEADER_BYTES } from '../checkpoint/safetensors-header.js';
 import type { TensorIndex } from '../checkpoint/tensor-info.js';
 import { CheckpointError } from '../errors.js';
 import type { BuiltGraph } from '../graph/builder.js';
