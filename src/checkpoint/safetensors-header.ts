@@ -1,4 +1,5 @@
 import { CheckpointError } from '../errors.js';
+import type { ByteSource } from './byte-source.js';
 import { DTYPE_BYTES, type TensorDType, type TensorIndex, type TensorInfo } from './tensor-info.js';
 
 /**
@@ -20,7 +21,11 @@ export interface SafetensorsFile {
 
 const KNOWN_DTYPES = new Set(Object.keys(DTYPE_BYTES));
 
-export function parseHeader(file: string, headerBuf: Uint8Array, fileSize: number): SafetensorsFile {
+/**
+ * Parses the header JSON. `file` names the file in errors; `infoFile` (default `file`) is what
+ * every TensorInfo.file says (the browser's graphs name their packed weights differently).
+ */
+export function parseHeader(file: string, headerBuf: Uint8Array, fileSize: number, infoFile = file): SafetensorsFile {
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder().decode(headerBuf));
@@ -49,7 +54,7 @@ export function parseHeader(file: string, headerBuf: Uint8Array, fileSize: numbe
       }
       continue;
     }
-    const info = parseEntry(file, name, entry, dataStart, dataSize);
+    const info = parseEntry(file, name, entry, dataStart, dataSize, infoFile);
     tensors.set(name, info);
     spans.push([info.offset, info.offset + info.length, name]);
   }
@@ -63,10 +68,10 @@ export function parseHeader(file: string, headerBuf: Uint8Array, fileSize: numbe
       throw new CheckpointError(file, `tensors "${prev[2]}" and "${cur[2]}" overlap in the data section`);
     }
   }
-  return { path: file, metadata, tensors, dataStart };
+  return { path: infoFile, metadata, tensors, dataStart };
 }
 
-function parseEntry(file: string, name: string, entry: unknown, dataStart: number, dataSize: number): TensorInfo {
+function parseEntry(file: string, name: string, entry: unknown, dataStart: number, dataSize: number, infoFile: string): TensorInfo {
   const where = `tensor "${name}"`;
   if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
     throw new CheckpointError(file, `${where}: entry must be an object with dtype, shape and data_offsets`);
@@ -100,7 +105,7 @@ function parseEntry(file: string, name: string, entry: unknown, dataStart: numbe
       `${where}: shape ${JSON.stringify(shape)} of ${dtype} needs ${expected} bytes but data_offsets span ${end - begin}`,
     );
   }
-  return { name, dtype: dtype as TensorDType, shape: shape as number[], file, offset: dataStart + begin, length: end - begin };
+  return { name, dtype: dtype as TensorDType, shape: shape as number[], file: infoFile, offset: dataStart + begin, length: end - begin };
 }
 
 /**
@@ -116,4 +121,23 @@ export function parseSafetensorsHeader(file: string, header: Uint8Array, fileSiz
     throw new CheckpointError(file, `header length ${header.length} runs past the end of the ${fileSize}-byte file (truncated?)`);
   }
   return parseHeader(file, header, fileSize);
+}
+
+/**
+ * Reads and parses the header of a safetensors file through any platform's byte source: two
+ * reads, the length and the JSON. Errors name `source.label`; TensorInfo.file is `infoFile`.
+ */
+export async function readSafetensorsHeader(source: ByteSource, infoFile = source.label): Promise<SafetensorsFile> {
+  const size = await source.size();
+  if (size < 8) throw new CheckpointError(source.label, `file is ${size} bytes, too short for a safetensors header (needs at least 8)`);
+  const lenBytes = await source.read(0, 8);
+  const headerLen = new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true);
+  if (headerLen > BigInt(MAX_HEADER_BYTES)) {
+    throw new CheckpointError(source.label, `header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit; not a safetensors file?`);
+  }
+  const n = Number(headerLen);
+  if (8 + n > size) {
+    throw new CheckpointError(source.label, `header length ${n} runs past the end of the ${size}-byte file (truncated?)`);
+  }
+  return parseHeader(source.label, await source.read(8, n), size, infoFile);
 }

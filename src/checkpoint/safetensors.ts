@@ -2,33 +2,21 @@ import { dirname, resolve } from 'node:path';
 import { CheckpointError } from '../errors.js';
 import { readJsonFile } from '../io/files.js';
 import { openCheckpointFile } from './checkpoint-file.js';
-import { MAX_HEADER_BYTES, parseHeader, type SafetensorsFile } from './safetensors-header.js';
+import { FileByteSource } from './file-byte-source.js';
+import { readSafetensorsHeader, type SafetensorsFile } from './safetensors-header.js';
 import { type TensorIndex, type TensorInfo } from './tensor-info.js';
 
 // The header parser is platform-neutral (the browser build reads headers by byte range); this
 // module adds reading checkpoint files from disk.
-export { MAX_HEADER_BYTES, parseSafetensorsHeader, type SafetensorsFile } from './safetensors-header.js';
+export { MAX_HEADER_BYTES, parseSafetensorsHeader, readSafetensorsHeader, type SafetensorsFile } from './safetensors-header.js';
 
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   const file = resolve(path);
-  const { handle, size } = await openCheckpointFile(file, 'a safetensors file');
+  const source = await FileByteSource.open(file, 'a safetensors file');
   try {
-    if (size < 8) throw new CheckpointError(file, `file is ${size} bytes, too short for a safetensors header (needs at least 8)`);
-    const lenBuf = Buffer.alloc(8);
-    await handle.read(lenBuf, 0, 8, 0);
-    const headerLen = lenBuf.readBigUInt64LE(0);
-    if (headerLen > BigInt(MAX_HEADER_BYTES)) {
-      throw new CheckpointError(file, `header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit; not a safetensors file?`);
-    }
-    const n = Number(headerLen);
-    if (8 + n > size) {
-      throw new CheckpointError(file, `header length ${n} runs past the end of the ${size}-byte file (truncated?)`);
-    }
-    const headerBuf = Buffer.alloc(n);
-    await handle.read(headerBuf, 0, n, 8);
-    return parseHeader(file, headerBuf, size);
+    return await readSafetensorsHeader(source);
   } finally {
-    await handle.close();
+    await source.close();
   }
 }
 
