@@ -3,53 +3,34 @@
 //   dist/web/ort-wasm-*.{wasm,mjs}  onnxruntime-web's runtime, which it loads from beside the bundle
 //   dist/web/meta.json              esbuild's metafile (test/web.test.ts checks no Node module is in it)
 //
-// The core modules the browser build reuses (graph builders, tokenizer, image processor, config
-// parsing) import node:fs/node:path/sharp at load time for their Node-only entry points. Until
-// those sit behind platform seams, the bundle replaces them by the stubs below: the few path
-// helpers the graph builder calls work on plain names; everything else throws if ever reached.
+// The core modules the browser build reuses (checkpoint parsing, graph builders, tokenizer, image
+// processor, the model's forward logic) import no Node-only module: they take the platform through
+// small seams (byte ranges, an image decoder, the onnxruntime module and its sessions), and their
+// Node entry points live in modules only Node code imports (docs/browser.md, "Platform seams").
+// Nothing is stubbed: if a Node-only module is ever reached, the build fails and names who
+// imported it, and test/web.test.ts checks the metafile besides.
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { builtinModules, createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
 const OUT = 'dist/web';
-const STUBBED = /^(node:.*|fs|path|fs\/promises|sharp|onnxruntime-node)$/;
+const NODE_PACKAGES = ['sharp', 'onnxruntime-node', '@duckdb/node-api', '@lancedb/lancedb', 'fastify', 'piscina', 'bullmq', 'ioredis'];
+const NODE_ONLY = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`), ...NODE_PACKAGES]);
 
-const posixPath = `
-const norm = (p) => String(p).replace(/\\/+$/, '') || '/';
-exports.basename = (p) => norm(p).split('/').pop();
-exports.dirname = (p) => { const s = norm(p); const i = s.lastIndexOf('/'); return i < 0 ? '.' : i === 0 ? '/' : s.slice(0, i); };
-exports.join = (...parts) => parts.filter(Boolean).join('/').replace(/\\/+/g, '/');
-exports.resolve = (...parts) => exports.join(...parts);
-exports.sep = '/';
-exports.default = exports;
-`;
-
-function stubSource(name) {
-  const unavailable = `const unavailable = (what) => () => { throw new Error(what + ' is not available in the browser build of blip-itm'); };`;
-  if (name === 'node:path' || name === 'path') return posixPath;
-  if (name === 'node:fs' || name === 'fs') {
-    // The graph builder resolves each weight's file with realpathSync; browser "files" are plain names.
-    return `${unavailable}
-exports.realpathSync = (p) => String(p);
-exports.existsSync = () => false;
-exports.constants = {};
-for (const f of ['readFileSync', 'statSync', 'openSync', 'createReadStream']) exports[f] = unavailable('${name}.' + f);`;
-  }
-  return `${unavailable}
-const target = unavailable(${JSON.stringify(name)});
-module.exports = new Proxy(target, { get: (t, key) => key === '__esModule' ? false : key === 'default' ? target : unavailable(${JSON.stringify(name)} + '.' + String(key)) });`;
-}
-
-const nodeStubs = {
-  name: 'node-stubs',
+const refuseNodeModules = {
+  name: 'refuse-node-modules',
   setup(b) {
-    b.onResolve({ filter: STUBBED }, (args) => ({ path: args.path, namespace: 'node-stub' }));
-    b.onLoad({ filter: /.*/, namespace: 'node-stub' }, (args) => ({ contents: stubSource(args.path), loader: 'js' }));
+    b.onResolve({ filter: /.*/ }, (args) => {
+      const bare = args.path.startsWith('node:') ? args.path : args.path.split('/').slice(0, args.path.startsWith('@') ? 2 : 1).join('/');
+      if (!NODE_ONLY.has(bare) && !NODE_ONLY.has(args.path)) return undefined;
+      return { errors: [{ text: `${args.path} is Node-only and must not reach the browser bundle (imported by ${args.importer}); give it a platform seam` }] };
+    });
   },
 };
 
 mkdirSync(OUT, { recursive: true });
+// esbuild has already printed its errors (logLevel 'warning'); its exception adds only a stack.
 const result = await build({
   entryPoints: ['src/web/index.ts'],
   outfile: join(OUT, 'blip-itm.web.js'),
@@ -61,9 +42,9 @@ const result = await build({
   metafile: true,
   minify: true,
   legalComments: 'eof',
-  plugins: [nodeStubs],
+  plugins: [refuseNodeModules],
   logLevel: 'warning',
-});
+}).catch(() => process.exit(1));
 writeFileSync(join(OUT, 'meta.json'), JSON.stringify(result.metafile));
 
 // The default onnxruntime-web build (JSEP: WASM and WebGPU in one binary) fetches these from

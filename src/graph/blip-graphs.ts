@@ -1,5 +1,5 @@
-import type { BlipConfig, TextConfig } from '../checkpoint/config.js';
-import { visionTokens } from '../checkpoint/config.js';
+import type { BlipConfig, TextConfig } from '../checkpoint/blip-config.js';
+import { visionTokens } from '../checkpoint/blip-config.js';
 import type { Dtype } from '../checkpoint/dtype.js';
 import type { TensorIndex } from '../checkpoint/tensor-info.js';
 import { type BuiltGraph, GraphBuilder } from './builder.js';
@@ -30,11 +30,14 @@ export interface GraphPrecision {
   activations?: 'fp16' | 'fp32';
   /** Standard MatMul linears, for GPU providers (see GraphBuilder.matmulLinears). */
   matmulLinears?: boolean;
+  /** How weight files' links are resolved (see GraphBuilder.realPath); Node passes realpathSync. */
+  realPath?: (file: string) => string;
 }
 
 function builder(name: string, weights: TensorIndex, label: string, precision: GraphPrecision): GraphBuilder {
   const g = new GraphBuilder(name, weights, label, precision.dtype, precision.activations);
   g.matmulLinears = precision.matmulLinears ?? false;
+  if (precision.realPath) g.realPath = precision.realPath;
   return g;
 }
 

@@ -1,5 +1,3 @@
-import { realpathSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
 import { CheckpointError } from '../errors.js';
 import { derivedName } from '../checkpoint/derived-names.js';
 import type { Dtype } from '../checkpoint/dtype.js';
@@ -63,6 +61,12 @@ export class GraphBuilder {
    * (WebGPU leaves every one of them to the CPU), and MatMul is an ONNX standard operator.
    */
   matmulLinears = false;
+  /**
+   * A weight file's real path (symbolic links resolved): ORT refuses external data that leaves
+   * the folder it is given, and the Hub cache's model files are links into its blob store.
+   * Node passes realpathSync (graph/precision.ts); the browser's weight "files" are plain names.
+   */
+  realPath: (file: string) => string = (file) => file;
 
   /**
    * `dtype` fp32 reads `weights` (the checkpoint) in place; fp16 and int8 ask it for derived
@@ -120,13 +124,11 @@ export class GraphBuilder {
     const dataType = info.dtype === 'I8' ? DataType.INT8 : CHECKPOINT_DTYPES[info.dtype];
     if (dataType === undefined) throw new CheckpointError(info.file, `weight "${tensorName}" has dtype ${info.dtype}; expected a floating-point type`);
 
-    const real = realpathSync(info.file);
-    const folder = dirname(real);
+    const { folder, location } = splitPath(this.realPath(info.file));
     if (this.weightsFolder === undefined) this.weightsFolder = folder;
     else if (this.weightsFolder !== folder) {
       throw new CheckpointError(info.file, `weight files must all lie in one folder (found ${this.weightsFolder} and ${folder})`);
     }
-    const location = basename(real);
     const initName = `w:${lookupName}`;
     this.initializers.push({
       name: initName, dataType, dims: info.shape, external: { location, offset: info.offset, length: info.length },
@@ -312,4 +314,18 @@ export class GraphBuilder {
     return { name: this.name, bytes, weightsFolder: this.weightsFolder, externalTensors: this.external, castsWeights: this.castsWeights,
       halfActivations: this.float === DataType.FLOAT16 };
   }
+}
+
+/**
+ * node:path's dirname and basename of a file path, without node:path (graph code runs in browsers
+ * too). A backslash separates only in Windows paths (drive letter first); on POSIX it is a name character.
+ */
+function splitPath(file: string): { folder: string; location: string } {
+  const windows = /^[A-Za-z]:\\/.test(file);
+  const i = windows ? Math.max(file.lastIndexOf('/'), file.lastIndexOf('\\')) : file.lastIndexOf('/');
+  if (i < 0) return { folder: '.', location: file };
+  const head = file.slice(0, i);
+  // A root keeps its separator: "/x" lies in "/", "C:\x" in "C:\".
+  const folder = head === '' || (windows && head.length === 2) ? file.slice(0, i + 1) : head;
+  return { folder, location: file.slice(i + 1) };
 }

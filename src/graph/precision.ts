@@ -1,4 +1,5 @@
-import type { BlipConfig } from '../checkpoint/config.js';
+import { realpathSync } from 'node:fs';
+import type { BlipConfig } from '../checkpoint/blip-config.js';
 import { type DerivedWeights, PlanningIndex, prepareDerivedWeights } from '../checkpoint/derived-weights.js';
 import type { Dtype } from '../checkpoint/dtype.js';
 import type { TensorIndex } from '../checkpoint/tensor-info.js';
@@ -32,7 +33,7 @@ export async function buildBlipGraphs(
   dtype: Dtype,
   options: { cacheDir?: string; activations?: 'fp16' | 'fp32'; matmulLinears?: boolean } = {},
 ): Promise<{ graphs: BlipGraphs; derived?: DerivedWeights }> {
-  const precision: GraphPrecision = { dtype, activations: options.activations, matmulLinears: options.matmulLinears };
+  const precision: GraphPrecision = { dtype, activations: options.activations, matmulLinears: options.matmulLinears, realPath: realpathSync };
   if (dtype === 'fp32') return { graphs: build(config, weights.tensors, weights.file, precision) };
   const plan = new PlanningIndex(weights.tensors);
   build(config, plan, weights.file, precision);

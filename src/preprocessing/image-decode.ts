@@ -1,6 +1,9 @@
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
 import { ImageError, ImageTooLargeError } from '../errors.js';
 import { FileError, FILE_LIMITS, oneLine, readRegularFile } from '../io/files.js';
+import { DEFAULT_MAX_PIXELS, type DecodeOptions, type RgbImage } from './rgb-image.js';
+
+export { DEFAULT_MAX_PIXELS, type DecodeOptions, type RgbImage } from './rgb-image.js';
 
 /**
  * Image decoding that reproduces PIL's `Image.open(f).convert("RGB")` (Pillow 9.4), which is what the
@@ -37,27 +40,6 @@ export interface RawImage {
 
 /** A file path, the bytes of an encoded image, or decoded pixels. */
 export type ImageInput = string | Uint8Array | RawImage;
-
-/** An 8-bit RGB image, H x W x 3 interleaved (what PIL's `np.asarray(im.convert("RGB"))` holds). */
-export interface RgbImage {
-  data: Uint8Array;
-  width: number;
-  height: number;
-}
-
-/** PIL's Image.MAX_IMAGE_PIXELS (1024 * 1024 * 1024 // 4 // 3). */
-export const DEFAULT_MAX_PIXELS = 89_478_485;
-
-export interface DecodeOptions {
-  /**
-   * Refuse images with more pixels than this (decompression-bomb guard), checked from the header before
-   * any pixel is decoded. Default {@link DEFAULT_MAX_PIXELS}. `Infinity` disables the check. (PIL only
-   * warns between 1x and 2x this figure and refuses above 2x; we refuse above 1x.)
-   */
-  maxPixels?: number;
-  /** Name used for the input in error messages; default: the path, or "<buffer of N bytes>". */
-  label?: string;
-}
 
 /** Raster formats PIL reads (plus AVIF, via sharp's libheif) that the decoder accepts; sharp's names. */
 const DECODABLE_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif']);

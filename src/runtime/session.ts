@@ -1,6 +1,5 @@
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
-import { floatsToHalf } from '../checkpoint/half.js';
 import type { Dtype } from '../checkpoint/dtype.js';
 import type { BuiltGraph } from '../graph/builder.js';
 import { DataType, encodeModel } from '../graph/onnx-proto.js';
@@ -60,23 +59,6 @@ export class GraphSession {
   async dispose(): Promise<void> {
     await this.session.release();
   }
-}
-
-export function floatTensor(data: Float32Array, dims: readonly number[]): ort.Tensor {
-  return new ort.Tensor('float32', data, dims);
-}
-
-/** A float16 tensor of float32 values (rounded to nearest even). */
-export function halfTensor(data: Float32Array, dims: readonly number[]): ort.Tensor {
-  return new ort.Tensor('float16', floatsToHalf(data), dims);
-}
-
-export function int64Tensor(data: BigInt64Array, dims: readonly number[]): ort.Tensor {
-  return new ort.Tensor('int64', data, dims);
-}
-
-export function boolTensor(value: boolean): ort.Tensor {
-  return new ort.Tensor('bool', new Uint8Array([value ? 1 : 0]), [1]);
 }
 
 /**

@@ -6,24 +6,21 @@
  *   const itm = await model.forward(inputs);                         // logits [B, 2]
  *   const cos = await model.forward(inputs, { useItmHead: false });  // cosine [images, texts]
  *
- * The graphs are the Node build's (src/graph); what differs is where bytes come from and which
- * onnxruntime runs them. The forward logic mirrors src/model/blip-itm.ts, which imports
- * onnxruntime-node at load time and so cannot be shared until the runtime is behind a seam.
+ * The graphs and the forward logic are the Node build's (src/graph, src/model/blip-itm-core.ts);
+ * what differs is where bytes come from and which onnxruntime runs them, which is this module.
  */
-import { type BlipConfig, parseBlipConfig, visionTokens } from '../checkpoint/config.js';
+import * as ort from 'onnxruntime-web';
+import { type BlipConfig, parseBlipConfig } from '../checkpoint/blip-config.js';
 import type { TensorIndex } from '../checkpoint/tensor-info.js';
 import { BlipError, UsageError } from '../errors.js';
 import type { BuiltGraph } from '../graph/builder.js';
-import { buildCrossKVGraph, buildTextGraph, buildVisionGraph, crossKeyName, crossValueName, USE_IMAGE } from '../graph/blip-graphs.js';
-import { type BlipInputs, rows, type Tensor } from '../tensor.js';
+import { buildCrossKVGraph, buildTextGraph, buildVisionGraph } from '../graph/blip-graphs.js';
+import { BlipItmCore, type ForwardOptions, type ImageEncodings } from '../model/blip-itm-core.js';
 import { BlobSource } from './byte-source.js';
 import { BlobModelFiles, type ModelFiles, type ModelFilesOptions, modelBaseUrl, UrlModelFiles } from './model-files.js';
 import { BlipProcessor, readJsonFile } from './processor.js';
-import {
-  boolTensor, configureRuntime, floatTensor, int64Tensor, pickDevice, type WebDevice, WebGraphSession, type WebRuntimeOptions, type WebTensor,
-} from './session.js';
+import { configureRuntime, pickDevice, type WebDevice, WebGraphSession, type WebRuntimeOptions } from './session.js';
 import { packGraphWeights, readSafetensorsIndex, WEIGHTS_FILE } from './weights.js';
-import { checkTextInputs } from '../model/text-inputs.js';
 
 /**
  * Weight precision. Only 'fp32' exists in the browser build today; 'fp16' (WebGPU) and 'int8'
@@ -44,36 +41,36 @@ export interface WebFromPretrainedOptions extends WebRuntimeOptions, ModelFilesO
   textBatchSize?: number;
 }
 
-export interface WebForwardOptions {
-  /** true: ITM logits [B, 2] per (image_i, text_i) pair; false: cosine matrix [images, texts]. */
-  useItmHead?: boolean;
-  /** 'cls' (default, as transformers) or 'enc' (original BLIP's [ENC] first token for ITM). */
-  itmTextStart?: 'cls' | 'enc';
-}
+export type WebForwardOptions = ForwardOptions;
 
-export interface WebImageEncodings {
-  count: number;
-  states: Tensor;
-  embeds: Tensor;
-}
-
-const DEFAULT_ENC_TOKEN_ID = 30523;
+/** What encodeImages returns; the ITM methods also take encodings without `crossKV`. */
+export type WebImageEncodings = ImageEncodings;
 const BUILDERS: Record<GraphKey, (c: BlipConfig, w: TensorIndex, label: string) => BuiltGraph> = {
   vision: buildVisionGraph, text: buildTextGraph, crossKV: buildCrossKVGraph,
 };
 
-export class BlipForImageTextRetrieval {
-  private disposed = false;
-  private placeholderFeeds: Record<string, WebTensor> | undefined;
-
+export class BlipForImageTextRetrieval extends BlipItmCore<BlipProcessor> {
   private constructor(
-    readonly config: BlipConfig,
-    readonly processor: BlipProcessor,
+    config: BlipConfig,
+    processor: BlipProcessor,
     readonly device: WebDevice,
     readonly source: string,
-    private readonly sessions: Record<GraphKey, WebGraphSession>,
-    private readonly options: WebFromPretrainedOptions,
-  ) {}
+    sessions: Record<GraphKey, WebGraphSession>,
+    options: WebFromPretrainedOptions,
+  ) {
+    super(config, processor, {
+      ort,
+      sessions,
+      halfPixels: false,
+      halfActivations: false,
+      weightsLabel: `${source}${WEIGHTS_FILE}`,
+      preprocessorLabel: `${source}preprocessor_config.json`,
+      textBatchSize: options.textBatchSize,
+      // One image's cross-attention keys/values at a time (about 42 MB for ViT-L at 384 px): the
+      // WASM heap is 4 GB in all.
+      crossKVRowsPerRun: 1,
+    });
+  }
 
   /**
    * `idOrUrl`: a Hub repo id, a URL of a checkpoint folder (absolute or relative to the page),
@@ -122,170 +119,5 @@ export class BlipForImageTextRetrieval {
       throw e;
     }
     return new BlipForImageTextRetrieval(config, processor, device, files.label, sessions, options);
-  }
-
-  get visionRuns(): number {
-    return this.sessions.vision.runs;
-  }
-
-  async forward(inputs: BlipInputs, options: WebForwardOptions = {}): Promise<Tensor> {
-    const { pixelValues, inputIds, attentionMask } = inputs;
-    if (!pixelValues) throw new UsageError('forward(): inputs.pixelValues is required');
-    if (!inputIds) throw new UsageError('forward(): inputs.inputIds is required');
-    const images = await this.encodeImages(pixelValues);
-    const texts = checkTextInputs({ inputIds, attentionMask }, this.config.text_config);
-    if (options.useItmHead === false) return this.cosine(images, await this.encodeTexts(texts));
-    const n = images.count;
-    const nt = texts.inputIds.dims[0];
-    if (n !== 1 && nt !== 1 && nt !== n) throw new UsageError(`ITM pairs image i with text i: got ${n} images and ${nt} texts`);
-    const pairs = Math.max(n, nt);
-    const L = texts.inputIds.dims[1];
-    const logits = new Float32Array(pairs * 2);
-    const kvOf = async (i: number): Promise<Record<string, WebTensor>> => {
-      const states = rows(images.states, i, i + 1);
-      return this.sessions.crossKV.run({ vision_states: floatTensor(states.data, states.dims) });
-    };
-    if (n === 1) {
-      logits.set((await this.itmForImage(images, 0, texts, options)).data);
-    } else {
-      for (let p = 0; p < pairs; p++) {
-        const t = nt === 1 ? 0 : p;
-        const ids = { data: texts.inputIds.data.subarray(t * L, (t + 1) * L), dims: [1, L] };
-        const mask = { data: texts.attentionMask.data.subarray(t * L, (t + 1) * L), dims: [1, L] };
-        logits.set(await this.runItm(ids, mask, await kvOf(p), options), 2 * p);
-      }
-    }
-    return { data: logits, dims: [pairs, 2] };
-  }
-
-  /**
-   * ITM logits [T, 2] of every caption against encoded image `imageIndex`: its cross-attention
-   * keys/values are computed once and broadcast over the caption batch, as on Node.
-   */
-  async itmForImage(
-    images: WebImageEncodings,
-    imageIndex: number,
-    texts: { inputIds: Tensor<BigInt64Array>; attentionMask?: Tensor<BigInt64Array> },
-    options: Pick<WebForwardOptions, 'itmTextStart'> = {},
-  ): Promise<Tensor> {
-    this.assertLive();
-    if (!Number.isInteger(imageIndex) || imageIndex < 0 || imageIndex >= images.count) {
-      throw new UsageError(`imageIndex ${imageIndex} is out of range for ${images.count} encoded image(s)`);
-    }
-    const { inputIds, attentionMask } = checkTextInputs(texts, this.config.text_config);
-    const states = rows(images.states, imageIndex, imageIndex + 1);
-    const kv = await this.sessions.crossKV.run({ vision_states: floatTensor(states.data, states.dims) });
-    const n = inputIds.dims[0];
-    const logits = new Float32Array(n * 2);
-    const step = this.options.textBatchSize ?? 32;
-    for (let start = 0; start < n; start += step) {
-      const end = Math.min(n, start + step);
-      logits.set(await this.runItm(rows(inputIds, start, end), rows(attentionMask, start, end), kv, options), 2 * start);
-    }
-    return { data: logits, dims: [n, 2] };
-  }
-
-  async encodeImages(pixelValues: Tensor): Promise<WebImageEncodings> {
-    this.assertLive();
-    const v = this.config.vision_config;
-    const expected = [v.num_channels, v.image_size, v.image_size];
-    const d = pixelValues.dims;
-    if (d.length !== 4 || d.slice(1).some((x, i) => x !== expected[i]) || pixelValues.data.length !== d.reduce((a, b) => a * b, 1)) {
-      throw new UsageError(`pixelValues must have shape [N, ${expected.join(', ')}] for this model, got [${d.join(', ')}]`);
-    }
-    const n = d[0];
-    const tokens = visionTokens(v);
-    const E = this.config.image_text_hidden_size;
-    const states = new Float32Array(n * tokens * v.hidden_size);
-    const embeds = new Float32Array(n * E);
-    for (let i = 0; i < n; i++) {
-      const one = rows(pixelValues, i, i + 1);
-      const out = await this.sessions.vision.run({ pixel_values: floatTensor(one.data, one.dims) });
-      states.set(out.vision_states.data as Float32Array, i * tokens * v.hidden_size);
-      embeds.set(out.image_embeds.data as Float32Array, i * E);
-    }
-    return { count: n, states: { data: states, dims: [n, tokens, v.hidden_size] }, embeds: { data: embeds, dims: [n, E] } };
-  }
-
-  async encodeTexts(inputs: { inputIds: Tensor<BigInt64Array>; attentionMask?: Tensor<BigInt64Array> }): Promise<{ count: number; embeds: Tensor }> {
-    this.assertLive();
-    const { inputIds, attentionMask } = checkTextInputs(inputs, this.config.text_config);
-    const n = inputIds.dims[0];
-    const E = this.config.image_text_hidden_size;
-    const embeds = new Float32Array(n * E);
-    const step = this.options.textBatchSize ?? 32;
-    for (let start = 0; start < n; start += step) {
-      const end = Math.min(n, start + step);
-      const ids = rows(inputIds, start, end);
-      const mask = rows(attentionMask, start, end);
-      const out = await this.sessions.text.run({
-        input_ids: int64Tensor(ids.data, ids.dims), attention_mask: int64Tensor(mask.data, mask.dims), ...this.textOnlyFeeds(),
-      }, ['text_embeds']);
-      embeds.set(out.text_embeds.data as Float32Array, start * E);
-    }
-    return { count: n, embeds: { data: embeds, dims: [n, E] } };
-  }
-
-  /** Cosine matrix [images, texts] of the normalised features (transformers' use_itm_head=False). */
-  cosine(images: { count: number; embeds: Tensor }, texts: { count: number; embeds: Tensor }): Tensor {
-    const E = this.config.image_text_hidden_size;
-    const out = new Float32Array(images.count * texts.count);
-    for (let i = 0; i < images.count; i++) {
-      for (let j = 0; j < texts.count; j++) {
-        let s = 0;
-        for (let k = 0; k < E; k++) s += images.embeds.data[i * E + k] * texts.embeds.data[j * E + k];
-        out[i * texts.count + j] = s;
-      }
-    }
-    return { data: out, dims: [images.count, texts.count] };
-  }
-
-  private async runItm(
-    inputIds: Tensor<BigInt64Array>, attentionMask: Tensor<BigInt64Array>, kv: Record<string, WebTensor>, options: WebForwardOptions,
-  ): Promise<Float32Array> {
-    let ids = inputIds.data;
-    if (options.itmTextStart === 'enc') {
-      ids = ids.slice();
-      const L = inputIds.dims[1];
-      const enc = BigInt(this.processor.tokenizer.encTokenId ?? DEFAULT_ENC_TOKEN_ID);
-      for (let r = 0; r < inputIds.dims[0]; r++) ids[r * L] = enc;
-    } else if (options.itmTextStart !== undefined && options.itmTextStart !== 'cls') {
-      throw new UsageError(`itmTextStart must be "cls" or "enc", got ${JSON.stringify(options.itmTextStart)}`);
-    }
-    const feeds: Record<string, WebTensor> = {
-      input_ids: int64Tensor(ids, inputIds.dims),
-      attention_mask: int64Tensor(attentionMask.data, attentionMask.dims),
-      [USE_IMAGE]: boolTensor(true),
-    };
-    for (let i = 0; i < this.config.text_config.num_hidden_layers; i++) {
-      feeds[crossKeyName(i)] = kv[crossKeyName(i)];
-      feeds[crossValueName(i)] = kv[crossValueName(i)];
-    }
-    const out = await this.sessions.text.run(feeds, ['itm_logits']);
-    return out.itm_logits.data as Float32Array;
-  }
-
-  private textOnlyFeeds(): Record<string, WebTensor> {
-    if (!this.placeholderFeeds) {
-      const t = this.config.text_config;
-      const headDim = t.hidden_size / t.num_attention_heads;
-      const feeds: Record<string, WebTensor> = { [USE_IMAGE]: boolTensor(false) };
-      for (let i = 0; i < t.num_hidden_layers; i++) {
-        feeds[crossKeyName(i)] = floatTensor(new Float32Array(t.hidden_size), [1, t.num_attention_heads, headDim, 1]);
-        feeds[crossValueName(i)] = floatTensor(new Float32Array(t.hidden_size), [1, t.num_attention_heads, 1, headDim]);
-      }
-      this.placeholderFeeds = feeds;
-    }
-    return this.placeholderFeeds;
-  }
-
-  private assertLive(): void {
-    if (this.disposed) throw new BlipError('this model was disposed; load it again with fromPretrained()');
-  }
-
-  async dispose(): Promise<void> {
-    if (this.disposed) return;
-    this.disposed = true;
-    await Promise.all(Object.values(this.sessions).map((s) => s.dispose()));
   }
 }

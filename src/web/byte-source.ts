@@ -1,16 +1,13 @@
 /**
- * Byte-range reading of one checkpoint file in the browser, the counterpart of a file handle on
- * Node: a Blob or File (what Cache Storage and <input type=file> give, disk-backed, so a slice
- * reads only its bytes), or an HTTP URL read with `Range` requests.
+ * Byte-range reading of one checkpoint file in the browser (the ByteSource seam of
+ * src/checkpoint/byte-source.ts; on Node a file handle): a Blob or File (what Cache Storage and
+ * <input type=file> give, disk-backed, so a slice reads only its bytes), or an HTTP URL read with
+ * `Range` requests.
  */
+import type { ByteSource } from '../checkpoint/byte-source.js';
 import { CheckpointError } from '../errors.js';
 
-export interface ByteSource {
-  /** Names the file in error messages. */
-  readonly label: string;
-  size(): Promise<number>;
-  read(offset: number, length: number): Promise<Uint8Array>;
-}
+export type { ByteSource };
 
 export class BlobSource implements ByteSource {
   constructor(private readonly blob: Blob, readonly label: string) {}

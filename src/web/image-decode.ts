@@ -7,7 +7,7 @@
  * libjpeg-turbo, as PIL's is; what still differs is measured in docs/browser.md.
  */
 import { ImageError } from '../errors.js';
-import { DEFAULT_MAX_PIXELS, type RgbImage } from '../preprocessing/image-decode.js';
+import { DEFAULT_MAX_PIXELS, type RgbImage } from '../preprocessing/rgb-image.js';
 import { isJpeg, jpegSize, stripJpegColourAndOrientation } from './jpeg-metadata.js';
 import { decodePng, isPng } from './png-decode.js';
 

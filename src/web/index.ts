@@ -2,7 +2,7 @@
 export { BlipForImageTextRetrieval } from './blip-itm.js';
 export type { GraphKey, WebDType, WebForwardOptions, WebFromPretrainedOptions, WebImageEncodings } from './blip-itm.js';
 export { BlipProcessor } from './processor.js';
-export { BlipImageProcessor } from '../preprocessing/image-processor.js';
+export { BlipImageProcessor } from './image-processor.js';
 export { BlipTokenizer } from '../preprocessing/tokenizer/blip-tokenizer.js';
 export type { WebPreprocessOptions, WebProcessorCall } from './processor.js';
 export { decodeWebImage } from './image-decode.js';

@@ -12,7 +12,7 @@
  * CRCs are not checked (a corrupt chunk shows up as a zlib or size error instead).
  */
 import { ImageError } from '../errors.js';
-import type { RgbImage } from '../preprocessing/image-decode.js';
+import type { RgbImage } from '../preprocessing/rgb-image.js';
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };

@@ -4,9 +4,8 @@
  * per graph (rather than handing every session the whole file) keeps each session's copy in the
  * WASM heap to the weights it needs, which is what lets a large checkpoint fit in wasm32's 4 GB.
  */
-import { parseSafetensorsHeader, MAX_HEADER_BYTES } from '../checkpoint/safetensors.js';
+import { readSafetensorsHeader } from '../checkpoint/safetensors-header.js';
 import type { TensorIndex } from '../checkpoint/tensor-info.js';
-import { CheckpointError } from '../errors.js';
 import type { BuiltGraph } from '../graph/builder.js';
 import type { ByteSource } from './byte-source.js';
 
@@ -14,23 +13,7 @@ export const WEIGHTS_FILE = 'model.safetensors';
 
 /** Reads the header of a safetensors file; TensorInfo.file is `name` (the graphs' external-data location). */
 export async function readSafetensorsIndex(source: ByteSource, name = WEIGHTS_FILE): Promise<TensorIndex> {
-  const size = await source.size();
-  if (size < 8) throw new CheckpointError(source.label, `file is ${size} bytes, too short for a safetensors header (needs at least 8)`);
-  const len = new DataView((await source.read(0, 8)).buffer).getBigUint64(0, true);
-  if (len > BigInt(MAX_HEADER_BYTES)) {
-    throw new CheckpointError(source.label, `header length ${len} exceeds the ${MAX_HEADER_BYTES}-byte limit; not a safetensors file?`);
-  }
-  if (8 + Number(len) > size) {
-    throw new CheckpointError(source.label, `header length ${len} runs past the end of the ${size}-byte file (truncated?)`);
-  }
-  const header = await source.read(8, Number(len));
-  try {
-    return parseSafetensorsHeader(name, header, size).tensors;
-  } catch (e) {
-    // The parser names the external-data location; the user wants the URL.
-    if (e instanceof CheckpointError) throw new CheckpointError(source.label, e.message.replace(/^[^:]*:\s*/, ''), { cause: e });
-    throw e;
-  }
+  return (await readSafetensorsHeader(source, name)).tensors;
 }
 
 export interface PackedWeights {

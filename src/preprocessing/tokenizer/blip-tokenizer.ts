@@ -15,7 +15,8 @@
  *  5. tokens to ids (added tokens first, then the vocabulary, else the `[UNK]` id), truncation,
  *     `[CLS] ... [SEP]`, padding (encoding.ts).
  *
- * Configuration is read from the folder's files with transformers' precedence (tokenizer-files.ts).
+ * Configuration is parsed from the checkpoint's files with transformers' precedence (tokenizer-files.ts);
+ * this class is platform-neutral, and reading a folder is Node's part (../tokenizer.ts).
  */
 import { CheckpointError, UsageError } from '../../errors.js';
 import { AddedVocabulary, contentOf, type SingleSpecialKey } from './added-tokens.js';
@@ -30,7 +31,7 @@ import {
   truncate,
   truncationWarning,
 } from './encoding.js';
-import { readTokenizerFiles, type TokenizerFileContents, tokenizerFilesFromContents, type TokenizerFiles } from './tokenizer-files.js';
+import { type TokenizerFileContents, tokenizerFilesFromContents, type TokenizerFiles } from './tokenizer-files.js';
 import type {
   AddedTokenInfo,
   BatchEncoding,
@@ -49,7 +50,9 @@ const BLIP_DEC = '[DEC]';
 const BLIP_ENC = '[ENC]';
 
 function defaultWarning(message: string): void {
-  process.emitWarning(message, { type: 'BlipTokenizerWarning' });
+  // Node's warning channel where there is one (the CLI and --no-warnings honour it).
+  if (typeof process !== 'undefined' && typeof process.emitWarning === 'function') process.emitWarning(message, { type: 'BlipTokenizerWarning' });
+  else console.warn(message);
 }
 
 export class BlipTokenizer {
@@ -86,7 +89,9 @@ export class BlipTokenizer {
   private readonly implicitTokens: Map<number, string>;
   private readonly onWarning: (message: string) => void;
 
-  private constructor(files: TokenizerFiles, onWarning: (message: string) => void) {
+  /** From parsed files; platforms add their own loaders (Node: BlipTokenizer.fromFolder in ../tokenizer.ts). */
+  protected constructor(files: TokenizerFiles, options: TokenizerLoadOptions = {}) {
+    const onWarning = options.onWarning ?? defaultWarning;
     this.vocab = files.vocab;
     this.idToVocabToken = files.idToVocabToken;
     this.settings = files.settings;
@@ -154,20 +159,11 @@ export class BlipTokenizer {
   }
 
   /**
-   * Loads the tokenizer from a checkpoint folder, reading whichever of vocab.txt,
-   * tokenizer_config.json, special_tokens_map.json, added_tokens.json and tokenizer.json exist,
-   * with transformers 4.40's precedence for a slow tokenizer (see tokenizer-files.ts).
-   */
-  static async fromFolder(dir: string, options: TokenizerLoadOptions = {}): Promise<BlipTokenizer> {
-    return new BlipTokenizer(await readTokenizerFiles(dir), options.onWarning ?? defaultWarning);
-  }
-
-  /**
    * From the files' bytes, for platforms without a file system (the browser build); `base`
    * (a folder or a URL ending in "/") names them in error messages.
    */
   static fromFileContents(contents: TokenizerFileContents, base: string, options: TokenizerLoadOptions = {}): BlipTokenizer {
-    return new BlipTokenizer(tokenizerFilesFromContents(contents, base), options.onWarning ?? defaultWarning);
+    return new BlipTokenizer(tokenizerFilesFromContents(contents, base), options);
   }
 
   // Vocabulary queries

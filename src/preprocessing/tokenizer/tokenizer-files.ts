@@ -11,14 +11,10 @@
  *   real Hub repos): `special_tokens_map.json` (overrides the config's special tokens),
  *   `added_tokens.json` (token -> id) and the `added_tokens` list of `tokenizer.json`.
  *
- * Every file is read through src/io/files.ts (regular files only, size caps), so a FIFO or a
- * device in the folder is refused with one line instead of blocking the load.
+ * This module parses the files' bytes and is platform-neutral; reading them from a folder is
+ * ./read-tokenizer-files.ts (Node).
  */
-import { stat } from 'node:fs/promises';
-import path from 'node:path';
-
 import { CheckpointError } from '../../errors.js';
-import { FileError, readRegularFile, type FileKind } from '../../io/files.js';
 import { contentOf, SINGLE_SPECIAL_KEYS, type SingleSpecialKey, type SpecialTokens, type SpecialValue } from './added-tokens.js';
 import {
   addedTokenFromJson,
@@ -70,15 +66,6 @@ const BERT_SPECIAL_DEFAULTS: Record<SingleSpecialKey, string | null> = {
 };
 
 /** The file's bytes, or undefined when there is no such file; anything else unreadable is an error. */
-async function readOptional(file: string, kind: FileKind): Promise<Uint8Array | undefined> {
-  try {
-    return await readRegularFile(file, { kind, what: 'a tokenizer file' });
-  } catch (err) {
-    if (err instanceof FileError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
 /** `load_vocab`: one token a line (universal newlines), id = line number; a repeated line keeps its last id. */
 function parseVocabTxt(file: string, bytes: Uint8Array): { vocab: Map<string, number>; idToVocabToken: Map<number, string> } {
   const text = decodeUtf8(file, bytes);
@@ -284,32 +271,6 @@ function readSpecialTokens(
   return { addedDecoder, specials, additionalSpecials };
 }
 
-/** Reads whichever of the five tokenizer files `dir` has (see the file comment). */
-export async function readTokenizerFiles(dir: string): Promise<TokenizerFiles> {
-  let st;
-  try {
-    st = await stat(dir);
-  } catch (err) {
-    throw new CheckpointError(dir, 'tokenizer folder does not exist', { cause: err });
-  }
-  if (!st.isDirectory()) throw new CheckpointError(dir, 'is not a folder');
-
-  const vocabFile = path.join(dir, 'vocab.txt');
-  const configFile = path.join(dir, 'tokenizer_config.json');
-  const stmFile = path.join(dir, 'special_tokens_map.json');
-  const addedFile = path.join(dir, 'added_tokens.json');
-  const tokJsonFile = path.join(dir, 'tokenizer.json');
-
-  const [vocab, config, specialTokensMap, addedTokens, tokenizerJson] = await Promise.all([
-    readOptional(vocabFile, 'tokenizerFile'),
-    readOptional(configFile, 'configJson'),
-    readOptional(stmFile, 'configJson'),
-    readOptional(addedFile, 'configJson'),
-    readOptional(tokJsonFile, 'tokenizerFile'),
-  ]);
-  return tokenizerFilesFromContents({ vocab, config, specialTokensMap, addedTokens, tokenizerJson }, dir);
-}
-
 /** The bytes of whichever tokenizer files a checkpoint has; absent files are undefined. */
 export interface TokenizerFileContents {
   /** vocab.txt */
@@ -325,11 +286,11 @@ export interface TokenizerFileContents {
 }
 
 /**
- * The same as readTokenizerFiles for files already in memory (a browser fetches them);
+ * The tokenizer files' contents, parsed (readTokenizerFiles reads them from a folder on Node);
  * `base` names the folder or URL they came from in error messages.
  */
 export function tokenizerFilesFromContents(contents: TokenizerFileContents, base: string): TokenizerFiles {
-  const name = (file: string): string => (/[/\\]$/.test(base) ? `${base}${file}` : path.join(base, file));
+  const name = (file: string): string => (/[/\\]$/.test(base) ? `${base}${file}` : `${base}/${file}`);
   const vocabFile = name('vocab.txt');
   const configFile = name('tokenizer_config.json');
   const stmFile = name('special_tokens_map.json');
