@@ -14,27 +14,36 @@ import { type BlipConfig, parseBlipConfig, visionTokens } from '../checkpoint/co
 import type { TensorIndex } from '../checkpoint/tensor-info.js';
 import { BlipError, UsageError } from '../errors.js';
 import type { BuiltGraph } from '../graph/builder.js';
-import { buildCrossKVGraph, buildTextGraph, buildVisionGraph, crossKeyName, crossValueName, USE_IMAGE } from '../graph/blip-graphs.js';
+import { buildCrossKVGraph, buildTextGraph, buildVisionGraph, crossKeyName, crossValueName, type GraphPrecision, USE_IMAGE } from '../graph/blip-graphs.js';
+import type { Dtype } from '../checkpoint/dtype.js';
 import { type BlipInputs, rows, type Tensor } from '../tensor.js';
 import { BlobSource } from './byte-source.js';
 import { BlobModelFiles, type ModelFiles, type ModelFilesOptions, modelBaseUrl, UrlModelFiles } from './model-files.js';
 import { BlipProcessor, readJsonFile } from './processor.js';
 import {
-  boolTensor, configureRuntime, floatTensor, int64Tensor, pickDevice, type WebDevice, WebGraphSession, type WebRuntimeOptions, type WebTensor,
+  boolTensor, configureRuntime, floatTensor, halfTensor, int64Tensor, pickDevice, type WebDevice, WebGraphSession, type WebRuntimeOptions, type WebTensor,
 } from './session.js';
 import { packGraphWeights, readSafetensorsIndex, WEIGHTS_FILE } from './weights.js';
 import { checkTextInputs } from '../model/text-inputs.js';
+import { buildWithDerivedWeights } from './derived-weights.js';
+import { resolveWebDtype } from './dtype.js';
 
 /**
- * Weight precision. Only 'fp32' exists in the browser build today; 'fp16' (WebGPU) and 'int8'
- * (WASM) are the graphs of the precision work and will be accepted here once they land.
+ * Weight precision, as on Node ('q8' = 'int8'). Default: 'int8' on WASM; 'fp16' on WebGPU when the
+ * adapter has shader-f16, else 'fp32' (see web/dtype.ts). fp16/int8 weights are derived in memory
+ * from the checkpoint at load.
  */
-export type WebDType = 'fp32' | 'fp16' | 'int8';
+export type WebDType = 'fp32' | 'fp16' | 'int8' | 'q8';
 
 export type GraphKey = 'vision' | 'text' | 'crossKV';
 
 export interface WebFromPretrainedOptions extends WebRuntimeOptions, ModelFilesOptions {
   dtype?: WebDType;
+  /**
+   * fp16 only: whether activations are float16 too. Default: yes on WebGPU; no on WASM, whose
+   * CPU kernels would cast around every float16 node (fp16 there keeps fp32 arithmetic).
+   */
+  halfActivations?: boolean;
   /**
    * Per-graph device override ('vision', 'text', 'crossKV'), e.g. to keep one graph on WASM where
    * a WebGPU kernel misbehaves. Default: `device` for all three.
@@ -58,7 +67,7 @@ export interface WebImageEncodings {
 }
 
 const DEFAULT_ENC_TOKEN_ID = 30523;
-const BUILDERS: Record<GraphKey, (c: BlipConfig, w: TensorIndex, label: string) => BuiltGraph> = {
+const BUILDERS: Record<GraphKey, (c: BlipConfig, w: TensorIndex, label: string, p: GraphPrecision) => BuiltGraph> = {
   vision: buildVisionGraph, text: buildTextGraph, crossKV: buildCrossKVGraph,
 };
 
@@ -73,6 +82,9 @@ export class BlipForImageTextRetrieval {
     readonly source: string,
     private readonly sessions: Record<GraphKey, WebGraphSession>,
     private readonly options: WebFromPretrainedOptions,
+    /** The precision the graphs run in. */
+    readonly dtype: Dtype = 'fp32',
+    private readonly halfActivations = false,
   ) {}
 
   /**
@@ -83,16 +95,15 @@ export class BlipForImageTextRetrieval {
     idOrUrl: string | ReadonlyMap<string, Blob> | Iterable<File>,
     options: WebFromPretrainedOptions = {},
   ): Promise<BlipForImageTextRetrieval> {
-    const dtype = options.dtype ?? 'fp32';
-    if (!['fp32', 'fp16', 'int8'].includes(dtype)) throw new UsageError(`dtype must be "fp32", "fp16" or "int8", got ${JSON.stringify(dtype)}`);
-    if (dtype !== 'fp32') {
-      throw new UsageError(`dtype ${JSON.stringify(dtype)} is not available in the browser build yet; use "fp32" (fp16/int8 graphs are in progress)`);
-    }
     const files: ModelFiles = typeof idOrUrl === 'string'
       ? new UrlModelFiles(modelBaseUrl(idOrUrl, options), options)
       : idOrUrl instanceof Map ? new BlobModelFiles(idOrUrl) : BlobModelFiles.fromFileList(idOrUrl as Iterable<File>);
     configureRuntime(options);
     const device = await pickDevice(options.device);
+    const devices: Record<GraphKey, WebDevice> = { vision: device, text: device, crossKV: device, ...options.graphDevices };
+    const dtype = await resolveWebDtype(options.dtype, device, Object.values(devices));
+    // Activations are one type across the graphs: cross keys/values pass from one to the other.
+    const half = dtype === 'fp16' && (options.halfActivations ?? device === 'webgpu');
     const [config, processor, weightsBlob] = await Promise.all([
       readJsonFile(files, 'config.json').then((j) => parseBlipConfig(j, `${files.label}config.json`)),
       BlipProcessor.fromFiles(files),
@@ -103,14 +114,20 @@ export class BlipForImageTextRetrieval {
     }
     const weights = new BlobSource(weightsBlob, `${files.label}${WEIGHTS_FILE}`);
     const tensors = await readSafetensorsIndex(weights);
-    const devices: Record<GraphKey, WebDevice> = { vision: device, text: device, crossKV: device, ...options.graphDevices };
     const sessions = {} as Record<GraphKey, WebGraphSession>;
     try {
       // One graph at a time: each packed weight buffer is dropped once its session holds a copy.
       for (const key of Object.keys(BUILDERS) as GraphKey[]) {
-        const first = BUILDERS[key](config, tensors, weights.label);
-        const packed = await packGraphWeights(first, tensors, weights);
-        const graph = BUILDERS[key](config, packed.index, weights.label);
+        const precision: GraphPrecision = { dtype, activations: dtype === 'fp16' && !half ? 'fp32' : undefined, matmulLinears: dtype !== 'fp32' && devices[key] === 'webgpu' };
+        const build = (index: TensorIndex): BuiltGraph => BUILDERS[key](config, index, weights.label, precision);
+        let graph: BuiltGraph;
+        let packed;
+        if (dtype === 'fp32') {
+          packed = await packGraphWeights(build(tensors), tensors, weights);
+          graph = build(packed.index);
+        } else {
+          ({ graph, weights: packed } = await buildWithDerivedWeights(build, tensors, weights));
+        }
         // onnxruntime-web 1.30 on WebGPU returns wrong cross keys/values for the optimised cross_kv
         // graph (ITM logits off by ~1, measured on SwiftShader); unoptimised it matches WASM. The
         // graph is linears, reshapes and transposes, so the optimiser has little to gain there.
@@ -121,7 +138,7 @@ export class BlipForImageTextRetrieval {
       await Promise.all(Object.values(sessions).map((s) => s.dispose()));
       throw e;
     }
-    return new BlipForImageTextRetrieval(config, processor, device, files.label, sessions, options);
+    return new BlipForImageTextRetrieval(config, processor, device, files.label, sessions, options, dtype, half);
   }
 
   get visionRuns(): number {
@@ -141,18 +158,24 @@ export class BlipForImageTextRetrieval {
     const pairs = Math.max(n, nt);
     const L = texts.inputIds.dims[1];
     const logits = new Float32Array(pairs * 2);
-    const kvOf = async (i: number): Promise<Record<string, WebTensor>> => {
-      const states = rows(images.states, i, i + 1);
-      return this.sessions.crossKV.run({ vision_states: floatTensor(states.data, states.dims) });
-    };
     if (n === 1) {
       logits.set((await this.itmForImage(images, 0, texts, options)).data);
     } else {
-      for (let p = 0; p < pairs; p++) {
-        const t = nt === 1 ? 0 : p;
-        const ids = { data: texts.inputIds.data.subarray(t * L, (t + 1) * L), dims: [1, L] };
-        const mask = { data: texts.attentionMask.data.subarray(t * L, (t + 1) * L), dims: [1, L] };
-        logits.set(await this.runItm(ids, mask, await kvOf(p), options), 2 * p);
+      // Rows (image i, text i) batched as Node's itmRows does: int8 quantizes each run's
+      // activations with one scale, so the same batches give the same numbers as Node.
+      const step = this.options.textBatchSize ?? 32;
+      const textRow = (t: Tensor<BigInt64Array>, p: number) => t.data.subarray((nt === 1 ? 0 : p) * L, ((nt === 1 ? 0 : p) + 1) * L);
+      for (let start = 0; start < pairs; start += step) {
+        const end = Math.min(pairs, start + step);
+        const ids = new BigInt64Array((end - start) * L);
+        const mask = new BigInt64Array((end - start) * L);
+        for (let p = start; p < end; p++) {
+          ids.set(textRow(texts.inputIds, p), (p - start) * L);
+          mask.set(textRow(texts.attentionMask, p), (p - start) * L);
+        }
+        const states = rows(images.states, start, end);
+        const kv = await this.sessions.crossKV.run({ vision_states: floatTensor(states.data, states.dims) });
+        logits.set(await this.runItm({ data: ids, dims: [end - start, L] }, { data: mask, dims: [end - start, L] }, kv, options), 2 * start);
       }
     }
     return { data: logits, dims: [pairs, 2] };
@@ -200,7 +223,9 @@ export class BlipForImageTextRetrieval {
     const embeds = new Float32Array(n * E);
     for (let i = 0; i < n; i++) {
       const one = rows(pixelValues, i, i + 1);
-      const out = await this.sessions.vision.run({ pixel_values: floatTensor(one.data, one.dims) });
+      // fp16 takes pixel_values as float16, as on Node.
+      const pixels = this.dtype === 'fp16' ? halfTensor(one.data, one.dims) : floatTensor(one.data, one.dims);
+      const out = await this.sessions.vision.run({ pixel_values: pixels });
       states.set(out.vision_states.data as Float32Array, i * tokens * v.hidden_size);
       embeds.set(out.image_embeds.data as Float32Array, i * E);
     }
@@ -270,9 +295,10 @@ export class BlipForImageTextRetrieval {
       const t = this.config.text_config;
       const headDim = t.hidden_size / t.num_attention_heads;
       const feeds: Record<string, WebTensor> = { [USE_IMAGE]: boolTensor(false) };
+      const zeros = (dims: number[]) => (this.halfActivations ? halfTensor : floatTensor)(new Float32Array(t.hidden_size), dims);
       for (let i = 0; i < t.num_hidden_layers; i++) {
-        feeds[crossKeyName(i)] = floatTensor(new Float32Array(t.hidden_size), [1, t.num_attention_heads, headDim, 1]);
-        feeds[crossValueName(i)] = floatTensor(new Float32Array(t.hidden_size), [1, t.num_attention_heads, 1, headDim]);
+        feeds[crossKeyName(i)] = zeros([1, t.num_attention_heads, headDim, 1]);
+        feeds[crossValueName(i)] = zeros([1, t.num_attention_heads, 1, headDim]);
       }
       this.placeholderFeeds = feeds;
     }
