@@ -9,6 +9,7 @@ import { DEFAULT_LIMITS, type ServiceLimits } from './limits.js';
 import { ServiceMetrics } from './metrics.js';
 import { embeddingsRoute } from './routes/embeddings.js';
 import { healthRoutes } from './routes/health.js';
+import { modelFileRoutes } from './routes/model-files.js';
 import { pageRoutes } from './routes/page.js';
 import { rankRoute } from './routes/rank.js';
 import { scoreRoute } from './routes/score.js';
@@ -33,8 +34,11 @@ export interface BlipApp {
   context: ServiceContext;
 }
 
-/** Paths that run jobs or reveal load: behind the API key when there is one. */
-const PROTECTED = /^\/(v1\/|metrics(\?|$))/;
+/**
+ * Paths that run jobs, reveal load or hand out the model's weights (/model/, for the page's
+ * browser mode): behind the API key when there is one.
+ */
+const PROTECTED = /^\/(v1\/|model\/|metrics(\?|$))/;
 
 /**
  * The service's Fastify instance, without the model: the routes ask `context.slot` for the engine
@@ -134,6 +138,7 @@ export async function buildApp(options: AppOptions): Promise<BlipApp> {
   rankRoute(app, context);
   embeddingsRoute(app, context);
   pageRoutes(app, context);
+  modelFileRoutes(app, context);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return { app, context };
 }
