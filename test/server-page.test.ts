@@ -163,6 +163,10 @@ describe('the page\'s browser mode', { skip }, () => {
     try {
       const auth = { authorization: `Bearer ${'k'.repeat(24)}` };
       assert.equal((await fetch(`${keyed.url}/model/manifest.json`)).status, 401);
+      // The router decodes percent-escapes before matching; the key check must not be fooled by them.
+      assert.equal((await fetch(`${keyed.url}/%6Dodel/manifest.json`)).status, 401);
+      assert.equal((await fetch(`${keyed.url}/%6Detrics`)).status, 401);
+      assert.equal((await fetch(`${keyed.url}/%761/score`, { method: 'POST', body: new FormData() })).status, 401);
       assert.equal((await fetch(`${keyed.url}/web/blip-itm.web.js`)).status, 200);
       const manifest = await (await fetch(`${keyed.url}/model/manifest.json`, { headers: auth })).json() as { base: string; files: string[]; model: string };
       assert.match(manifest.base, /^\/model\/[0-9a-f]{16}\/$/);

@@ -98,7 +98,9 @@ export async function buildApp(options: AppOptions): Promise<BlipApp> {
   const authorize = options.apiKey !== undefined ? bearerAuth(options.apiKey) : undefined;
   app.addHook('onRequest', async (request) => {
     if (context.slot.draining) throw new ApiError(503, 'shutting_down', 'the server is shutting down; retry on another instance', RETRY_AFTER_NOT_READY_S);
-    if (authorize && PROTECTED.test(request.url)) authorize(request.headers.authorization);
+    // The router matches percent-decoded paths ("/%6Dodel/..." reaches /model/...), so the matched
+    // route's pattern is checked as well as the raw URL.
+    if (authorize && (PROTECTED.test(request.url) || PROTECTED.test(request.routeOptions.url ?? ''))) authorize(request.headers.authorization);
     // A multipart body is streamed, so Fastify's bodyLimit does not see it; refuse what announces itself too large.
     const length = Number(request.headers['content-length']);
     if (Number.isFinite(length) && length > limits.bodyBytes) {
