@@ -117,7 +117,9 @@ describe('browser build in headless Chromium', { skip }, () => {
         const entry = manifestEntry(goldenName, single ? 'single/itm_logits' : 'itm/logits');
         const got = await page.evaluate(async ([bundle, base, device, imgs, texts]) => {
           const web = await import(bundle);
-          const model = await web.BlipForImageTextRetrieval.fromPretrained(base, { device });
+          // fp32 explicitly on WASM (its default is int8, tested in web-dtype.test.ts); WebGPU's
+          // default is fp16, which falls back to fp32 on SwiftShader (no shader-f16).
+          const model = await web.BlipForImageTextRetrieval.fromPretrained(base, device === 'wasm' ? { device, dtype: 'fp32' } : { device });
           try {
             const inputs = await model.processor.call({ images: imgs, text: texts });
             let itm;
@@ -130,13 +132,14 @@ describe('browser build in headless Chromium', { skip }, () => {
               itm = await model.forward(inputs);
               cos = await model.forward(inputs, { useItmHead: false });
             }
-            return { device: model.device, ids: Array.from(inputs.inputIds.data as BigInt64Array, Number), itm: Array.from(itm.data as Float32Array), itmDims: itm.dims, cos: Array.from(cos.data as Float32Array), cosDims: cos.dims };
+            return { device: model.device, dtype: model.dtype, ids: Array.from(inputs.inputIds.data as BigInt64Array, Number), itm: Array.from(itm.data as Float32Array), itmDims: itm.dims, cos: Array.from(cos.data as Float32Array), cosDims: cos.dims };
           } finally {
             await model.dispose();
           }
         }, [BUNDLE, `/test/fixtures/models/${name}/`, device, entry.images!.map((p) => `/test/fixtures/${p}`), entry.texts!.map(textById)] as const);
         const n = entry.images!.length;
         assert.equal(got.device, device);
+        assert.equal(got.dtype, 'fp32');
         assert.deepEqual(got.ids, Array.from((await golden(single ? 'single/input_ids' : 'inputs/input_ids')).data as BigInt64Array, Number));
         assert.deepEqual(got.itmDims, [n, 2]);
         assert.deepEqual(got.cosDims, [n, n]);
@@ -179,7 +182,7 @@ describe('browser build in headless Chromium', { skip }, () => {
       for (const f of ['config.json', 'preprocessor_config.json', 'vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'model.safetensors']) {
         files.set(f, await (await fetch(base + f)).blob());
       }
-      const model = await web.BlipForImageTextRetrieval.fromPretrained(files, { device: 'wasm' });
+      const model = await web.BlipForImageTextRetrieval.fromPretrained(files, { device: 'wasm', dtype: 'fp32' });
       const inputs = await model.processor.call({ images: '/test/fixtures/images/coco_000000039769.png', text });
       const cos = await model.forward(inputs, { useItmHead: false });
       await model.dispose();
@@ -237,7 +240,7 @@ describe('browser build in headless Chromium', { skip }, () => {
       return out;
     }, [BUNDLE] as const);
     assert.match(messages[0], /images\/config\.json: not found/);
-    assert.match(messages[1], /dtype must be "fp32", "fp16" or "int8", got "int4"/);
+    assert.match(messages[1], /dtype must be "fp32", "fp16", "int8" or "q8", got "int4"/);
     assert.match(messages[2], /not a readable image/);
     assert.match(messages[3], /syn_big_3000x2000\.jpg: image is 3000x2000 = 6000000 pixels, over the limit of 1000000/);
     assert.match(messages[4], /syn_tall_60x1500\.png: image is 60x1500 = 90000 pixels, over the limit of 1000/);

@@ -111,7 +111,7 @@ export async function serveCommand(argv: string[], reporter: Reporter): Promise<
       // request thread every vision run would stall /healthz, /metrics and all other requests.
       openEngine: async (events) => {
         const engine = await ScoringEngine.fromPretrained(values.model, { revision: values.revision, ...runtime, ...engineOptions, events });
-        return { engine, release: () => engine.close() };
+        return { engine, release: () => engine.close(), checkpointDir: engine.checkpointDir };
       },
     });
   } catch (e) {

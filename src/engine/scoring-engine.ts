@@ -79,6 +79,11 @@ export class ScoringEngine implements Engine {
     }
   }
 
+  /** The checkpoint folder the model was loaded from (the service offers its files to the page's browser mode). */
+  get checkpointDir(): string {
+    return this.backend.dir;
+  }
+
   get stats(): EngineStats {
     return {
       queueDepth: this.jobs.depth,

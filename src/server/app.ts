@@ -9,6 +9,7 @@ import { DEFAULT_LIMITS, type ServiceLimits } from './limits.js';
 import { ServiceMetrics } from './metrics.js';
 import { embeddingsRoute } from './routes/embeddings.js';
 import { healthRoutes } from './routes/health.js';
+import { modelFileRoutes } from './routes/model-files.js';
 import { pageRoutes } from './routes/page.js';
 import { rankRoute } from './routes/rank.js';
 import { scoreRoute } from './routes/score.js';
@@ -33,8 +34,11 @@ export interface BlipApp {
   context: ServiceContext;
 }
 
-/** Paths that run jobs or reveal load: behind the API key when there is one. */
-const PROTECTED = /^\/(v1\/|metrics(\?|$))/;
+/**
+ * Paths that run jobs, reveal load or hand out the model's weights (/model/, for the page's
+ * browser mode): behind the API key when there is one.
+ */
+const PROTECTED = /^\/(v1\/|model\/|metrics(\?|$))/;
 
 /**
  * The service's Fastify instance, without the model: the routes ask `context.slot` for the engine
@@ -94,7 +98,9 @@ export async function buildApp(options: AppOptions): Promise<BlipApp> {
   const authorize = options.apiKey !== undefined ? bearerAuth(options.apiKey) : undefined;
   app.addHook('onRequest', async (request) => {
     if (context.slot.draining) throw new ApiError(503, 'shutting_down', 'the server is shutting down; retry on another instance', RETRY_AFTER_NOT_READY_S);
-    if (authorize && PROTECTED.test(request.url)) authorize(request.headers.authorization);
+    // The router matches percent-decoded paths ("/%6Dodel/..." reaches /model/...), so the matched
+    // route's pattern is checked as well as the raw URL.
+    if (authorize && (PROTECTED.test(request.url) || PROTECTED.test(request.routeOptions.url ?? ''))) authorize(request.headers.authorization);
     // A multipart body is streamed, so Fastify's bodyLimit does not see it; refuse what announces itself too large.
     const length = Number(request.headers['content-length']);
     if (Number.isFinite(length) && length > limits.bodyBytes) {
@@ -134,6 +140,7 @@ export async function buildApp(options: AppOptions): Promise<BlipApp> {
   rankRoute(app, context);
   embeddingsRoute(app, context);
   pageRoutes(app, context);
+  modelFileRoutes(app, context);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return { app, context };
 }

@@ -17,8 +17,16 @@ export class EngineSlot {
    */
   draining = false;
 
-  set(engine: Engine): void {
+  private dir: string | undefined;
+
+  set(engine: Engine, checkpointDir?: string): void {
     this.engine = engine;
+    this.dir = checkpointDir;
+  }
+
+  /** The loaded model's checkpoint folder, when the service offers its files (see routes/model-files.ts). */
+  get checkpointDir(): string | undefined {
+    return this.ready ? this.dir : undefined;
   }
 
   /** From now on jobs are refused with 503 shutting_down. */

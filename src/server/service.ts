@@ -10,6 +10,11 @@ export interface OpenedEngine {
   engine: Engine;
   /** Closes the engine (finishing its jobs) and disposes the model. */
   release(): Promise<void>;
+  /**
+   * The checkpoint folder, whose files the page's "run in this browser" mode loads (GET /model/...).
+   * Undefined: the server offers no model files.
+   */
+  checkpointDir?: string;
 }
 
 export interface ServiceOptions {
@@ -61,7 +66,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     opened = result;
     metrics.modelLoaded((performance.now() - started) / 1000);
     metrics.watchEngine(() => result.engine.stats);
-    slot.set(result.engine);
+    slot.set(result.engine, result.checkpointDir);
     app.log.info({ model: options.modelName, load_s: Math.round(performance.now() - started) / 1000 }, 'model loaded; ready');
   })();
   ready.catch(() => undefined);

@@ -3,24 +3,26 @@ import { ScoringEngine } from '../../src/engine/scoring-engine.js';
 import type { EngineOptions } from '../../src/engine/types.js';
 import { BlipForImageTextRetrieval } from '../../src/model/blip-itm.js';
 import type { ServiceLimits } from '../../src/server/limits.js';
-import { startService, type RunningService } from '../../src/server/service.js';
+import { startService, type RunningService, type ServiceOptions } from '../../src/server/service.js';
 import { syntheticPixels } from './image-folder.js';
 
 export const TINY = 'test/fixtures/models/tiny';
 
 /** The real service (real engine, tiny model) on 127.0.0.1 and an ephemeral port. */
-export async function startTinyService(options: { engine?: EngineOptions; limits?: Partial<ServiceLimits>; apiKey?: string } = {}): Promise<RunningService> {
+export async function startTinyService(
+  options: { engine?: EngineOptions; limits?: Partial<ServiceLimits>; apiKey?: string; logger?: ServiceOptions['logger'] } = {},
+): Promise<RunningService> {
   const service = await startService({
     modelName: TINY,
     host: '127.0.0.1',
     port: 0,
     limits: options.limits,
     apiKey: options.apiKey,
-    logger: false,
+    logger: options.logger ?? false,
     // As `blip-itm serve` does: the model on its own thread.
     openEngine: async (events) => {
       const engine = await ScoringEngine.fromPretrained(TINY, { prepareThreads: 1, ...options.engine, events });
-      return { engine, release: () => engine.close() };
+      return { engine, release: () => engine.close(), checkpointDir: engine.checkpointDir };
     },
   });
   await service.ready;

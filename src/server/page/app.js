@@ -1,5 +1,8 @@
-// The blip-itm page: one image, captions one per line, POST /v1/score as multipart, bars sorted by
-// match. Plain browser JavaScript, no build step and nothing loaded from elsewhere.
+// The blip-itm page: one image, captions one per line, POST /v1/score as multipart (or, in
+// browser mode, the model run in this page: browser-mode.js), bars sorted by match. Plain browser
+// JavaScript, no build step and nothing loaded from elsewhere.
+
+import { scoreInBrowser } from '/page/browser-mode.js';
 
 const $ = (id) => document.getElementById(id);
 const form = $('score-form');
@@ -15,6 +18,12 @@ const results = $('results');
 const list = $('result-list');
 const summary = $('summary');
 const apiKey = $('api-key');
+const browserOptions = $('browser-options');
+const browserDevice = $('browser-device');
+const browserDtype = $('browser-dtype');
+
+const runsInBrowser = () => form.elements.mode.value === 'browser';
+for (const radio of form.elements.mode) radio.addEventListener('change', () => { browserOptions.hidden = !runsInBrowser(); });
 
 /** The image to score: a File from the picker, a drop or a paste. */
 let image = null;
@@ -111,6 +120,10 @@ form.addEventListener('submit', async (e) => {
     return;
   }
   clearMessage();
+  if (runsInBrowser()) {
+    await scoreHere(lines);
+    return;
+  }
   const body = new FormData();
   body.append('image', image, image.name || 'image');
   for (const line of lines) body.append('text', line);
@@ -144,18 +157,50 @@ form.addEventListener('submit', async (e) => {
   }
 });
 
-function render(payload, ms) {
+async function scoreHere(lines) {
+  button.disabled = true;
+  button.textContent = 'Scoring…';
+  try {
+    const payload = await scoreInBrowser({
+      image,
+      captions: lines,
+      device: browserDevice.value,
+      dtype: browserDtype.value,
+      apiKey: apiKey.value.trim(),
+      onProgress: (e) => {
+        if (e.cached) return;
+        const of = e.total ? ` of ${formatSize(e.total)}` : '';
+        showMessage(`Downloading the model once: ${e.file}, ${formatSize(e.loaded)}${of}`, 'info');
+      },
+    });
+    clearMessage();
+    render(payload, payload.ms, ` in this browser (${payload.device}, ${payload.dtype})`);
+  } catch (err) {
+    const text = err && err.message ? err.message : String(err);
+    if (err && err.name === 'ImageError') showMessage(`Not an image this browser can read: ${text}`);
+    else showMessage(`Could not run the model in this browser: ${text}`);
+    if (err && err.status === 401) apiKey.closest('details').open = true;
+  } finally {
+    button.disabled = false;
+    button.textContent = 'Score';
+  }
+}
+
+function render(payload, ms, where = '') {
   // Best match first: by the logit difference, which still orders probabilities that round to 1.
   const pairs = payload.pairs.map((p, i) => ({ ...p, order: i }));
   pairs.sort((a, b) => (b.itm_logits[1] - b.itm_logits[0]) - (a.itm_logits[1] - a.itm_logits[0]) || b.cosine - a.cosine || a.order - b.order);
   list.replaceChildren(...pairs.map((p, i) => row(p, i + 1)));
-  summary.textContent = `${payload.model} · ${pairs.length} caption${pairs.length === 1 ? '' : 's'} scored in ${Math.round(ms)} ms`;
+  summary.textContent = `${payload.model} · ${pairs.length} caption${pairs.length === 1 ? '' : 's'} scored in ${Math.round(ms)} ms${where}`;
   results.hidden = false;
 }
 
 function row(pair, rank) {
   const li = document.createElement('li');
   li.className = 'result';
+  // The unrounded numbers, for whoever reads the page programmatically (and the page's tests).
+  li.dataset.itmLogits = JSON.stringify(pair.itm_logits);
+  li.dataset.cosine = String(pair.cosine);
   const caption = document.createElement('div');
   caption.className = 'caption';
   const rankSpan = document.createElement('span');
