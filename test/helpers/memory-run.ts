@@ -55,7 +55,7 @@ export async function measureFilterRun(args: string[], output: string, totalUnit
   let exited = false;
   void run.done.then(() => { exited = true; });
   const samples: UnitSample[] = [];
-  let waiting: ((s: MemorySample) => void) | undefined;
+  let waiting: ((s: MemorySample | undefined) => void) | undefined;
   child.on('message', (m) => waiting?.(m as MemorySample));
   let peak = 0;
   let asked = 0;
@@ -72,7 +72,7 @@ export async function measureFilterRun(args: string[], output: string, totalUnit
         waiting = resolve;
         void run.done.then(() => resolve(undefined));
       });
-      child.send('sample', (e) => { if (e) waiting?.(undefined as never); });
+      child.send('sample', (e) => { if (e) waiting?.(undefined); });
       const sample = await reply;
       waiting = undefined;
       if (sample) samples.push({ units, ...sample });
