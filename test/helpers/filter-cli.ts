@@ -11,11 +11,14 @@ export interface Finished {
   stderr: string;
 }
 
-/** The real CLI in a child process (`node --import tsx src/cli/main.ts ...`). */
-export function spawnCli(args: string[]): { child: ChildProcess; done: Promise<Finished> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+/**
+ * The real CLI in a child process (`node --import tsx src/cli/main.ts ...`); `nodeArgs` go before
+ * the script (preloads, V8 flags), `ipc` opens a message channel to it.
+ */
+export function spawnCli(args: string[], options: { nodeArgs?: string[]; ipc?: boolean } = {}): { child: ChildProcess; done: Promise<Finished> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...(options.nodeArgs ?? []), 'src/cli/main.ts', ...args], {
     env: { ...process.env, HF_HUB_OFFLINE: '1', HF_HUB_CACHE: `${FIXTURES}/__no_cache__` },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: options.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
