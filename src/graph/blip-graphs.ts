@@ -50,16 +50,16 @@ export function buildVisionGraph(config: BlipConfig, weights: TensorIndex, label
   // BlipVisionEmbeddings: conv patches, class token first, learned positions.
   const conv = g.op('Conv', [
     pixels,
-    g.weight('vision_model.embeddings.patch_embedding.weight', [D, v.num_channels, v.patch_size, v.patch_size]),
-    g.weight('vision_model.embeddings.patch_embedding.bias', [D]),
+    g.weight('vision_model.embeddings.patch_embedding.weight', [D, v.num_channels, v.patch_size, v.patch_size], { after: pixels }),
+    g.weight('vision_model.embeddings.patch_embedding.bias', [D], { after: pixels }),
   ], { kernel_shape: [v.patch_size, v.patch_size], strides: [v.patch_size, v.patch_size] });
   const patches = g.op('Transpose', [g.op('Reshape', [conv, g.constInt64([0, D, -1])])], { perm: [0, 2, 1] });
   const batch = g.op('Shape', [pixels], { start: 0, end: 1 });
   const clsShape = g.op('Concat', [batch, g.constInt64([1, D])], { axis: 0 });
-  const cls = g.op('Expand', [g.weight('vision_model.embeddings.class_embedding', [1, 1, D]), clsShape]);
+  const cls = g.op('Expand', [g.weight('vision_model.embeddings.class_embedding', [1, 1, D], { after: pixels, float32: true }), clsShape]);
   let h = g.op('Add', [
     g.op('Concat', [cls, patches], { axis: 1 }),
-    g.weight('vision_model.embeddings.position_embedding', [1, tokens, D]),
+    g.weight('vision_model.embeddings.position_embedding', [1, tokens, D], { after: pixels, float32: true }),
   ]);
 
   const heads = v.num_attention_heads;
@@ -140,8 +140,8 @@ function textEncoder(g: GraphBuilder, t: TextConfig, image: { useImage: string; 
   const mask = g.input('attention_mask', I64, ['batch', 'seq']);
 
   const seqLen = g.op('Shape', [ids], { start: 1, end: 2 });
-  const positions = g.op('Slice', [g.weight('text_encoder.embeddings.position_embeddings.weight', [t.max_position_embeddings, H]), g.constInt64([0]), seqLen, g.constInt64([0])]);
-  const words = g.op('Gather', [g.weight('text_encoder.embeddings.word_embeddings.weight', [t.vocab_size, H]), ids], { axis: 0 });
+  const positions = g.rowsOf('text_encoder.embeddings.position_embeddings.weight', [t.max_position_embeddings, H], (table) => g.op('Slice', [table, g.constInt64([0]), seqLen, g.constInt64([0])]));
+  const words = g.rowsOf('text_encoder.embeddings.word_embeddings.weight', [t.vocab_size, H], (table) => g.op('Gather', [table, ids], { axis: 0 }));
   let h = g.layerNorm(g.op('Add', [words, positions]), 'text_encoder.embeddings.LayerNorm', H, t.layer_norm_eps);
 
   // get_extended_attention_mask: (1 - mask) * -10000 over the key axis, not the dtype minimum.
