@@ -119,8 +119,9 @@ export class GraphBuilder {
    * `use(table)` applied to a lookup table (Gather, Slice), the result then in the activation
    * type: a float16 table is widened row by row after the lookup, never as a whole.
    */
-  rowsOf(tensorName: string, expectShape: number[], use: (table: string) => string): string {
-    if (this.derivedKind(tensorName, true) !== 'f16' || !this.widenPerCall) return use(this.weight(tensorName, expectShape, { float32: true }));
+  rowsOf(tensorName: string, expectShape: number[], use: (table: string) => string, options: { float32?: boolean } = {}): string {
+    const float32 = options.float32 ?? false;
+    if (this.derivedKind(tensorName, float32) !== 'f16' || !this.widenPerCall) return use(this.weight(tensorName, expectShape, { float32 }));
     const table = this.externalWeight(derivedName('f16', tensorName), tensorName, expectShape, undefined, true);
     return this.op('Cast', [use(table)], { to: this.float });
   }
@@ -235,6 +236,16 @@ export class GraphBuilder {
   /** `x` (in the activation type) as float32; exact for float16. */
   toFloat32(x: string): string {
     return this.float === DataType.FLOAT ? x : this.op('Cast', [x], { to: DataType.FLOAT });
+  }
+
+  /** `x` (in the activation type) as float16 when dtype is fp16; float16 activations pass through. */
+  toHalf(x: string): string {
+    return this.dtype === 'fp16' && this.float === DataType.FLOAT ? this.op('Cast', [x], { to: DataType.FLOAT16 }) : x;
+  }
+
+  /** A value made by toHalf, back in the activation type. */
+  fromHalf(x: string): string {
+    return this.dtype === 'fp16' && this.float === DataType.FLOAT ? this.op('Cast', [x], { to: this.float }) : x;
   }
 
   /** A float32 value in the activation type. */

@@ -381,7 +381,8 @@ export class BlipForImageTextRetrieval {
       const t = this.config.text_config;
       const headDim = t.hidden_size / t.num_attention_heads;
       const feeds: Record<string, ort.Tensor> = { [USE_IMAGE]: boolTensor(false) };
-      const half = this.graphs.text.halfActivations === true;
+      // fp16 passes the cross-attention keys/values as float16 on every provider.
+      const half = this.dtype === 'fp16';
       const zeros = (dims: number[]) => (half ? halfTensor(new Float32Array(t.hidden_size), dims) : floatTensor(new Float32Array(t.hidden_size), dims));
       for (let i = 0; i < t.num_hidden_layers; i++) {
         feeds[crossKeyName(i)] = zeros([1, t.num_attention_heads, headDim, 1]);
