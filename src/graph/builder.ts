@@ -108,7 +108,7 @@ export class GraphBuilder {
    * `after`: the activation the reading operator takes; a float16 weight that feeds float32
    * arithmetic is widened only once that exists (see widenPerCall); without it, once at load.
    * `float32`: in fp16 with float32 activations (CPU), keep this tensor in float32, as mixed
-   * precision keeps LayerNorm parameters and lookup tables (see halfKeepsFloat32).
+   * precision keeps LayerNorm parameters and position tables (see derivedKind).
    */
   weight(tensorName: string, expectShape?: number[], options: { after?: string; float32?: boolean } = {}): string {
     if (this.dtype === 'fp32') return this.externalWeight(tensorName, tensorName, expectShape);
@@ -128,9 +128,9 @@ export class GraphBuilder {
 
   /**
    * fp16 stores weights as float16, except, with float32 activations (CPU), the tensors its
-   * callers mark `float32` (LayerNorm parameters, position/class/word embeddings), as PyTorch's
-   * autocast does: on the tiny-384 fixture rounding just those moved ITM margins by up to 7e-3
-   * (LayerNorm) and 1.6e-2 (embeddings), swapping two captions (docs/performance.md, "Precision").
+   * callers mark `float32` (LayerNorm parameters, position and class embeddings), as PyTorch's
+   * autocast does: on the tiny-384 fixture rounding just the LayerNorm parameters moved ITM margins
+   * by up to 7e-3 and swapped two captions 2e-4 apart (README, "Precision").
    * They are under 0.5% of the large model's weights. A checkpoint that already stores them as
    * float16 is read as it is. GPU providers keep float16: their LayerNormalization takes its
    * parameters in the activation type.
