@@ -141,7 +141,8 @@ describe('browser dtypes in headless Chromium', { skip }, () => {
       const cached = (await readSafetensors(node.source.derived!.file!)).tensors;
       // The page's first build (the second, against the packed buffer, resolves no file on Node).
       const plan = new PlanningIndex(tensors);
-      buildVisionGraph(config, plan, 'tiny', { dtype });
+      // fp16 as both platforms run it on CPU/WASM: float32 activations (LayerNorm parameters f32).
+      buildVisionGraph(config, plan, 'tiny', { dtype, activations: dtype === 'fp16' ? 'fp32' : undefined });
       const weights = await packDerivedWeights('blip_vision.weights', [...plan.requests.values()], source);
       assert.ok(weights.index.size > 10);
       for (const t of weights.index.values()) {

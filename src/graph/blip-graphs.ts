@@ -53,16 +53,16 @@ export function buildVisionGraph(config: BlipConfig, weights: TensorIndex, label
   // BlipVisionEmbeddings: conv patches, class token first, learned positions.
   const conv = g.op('Conv', [
     pixels,
-    g.weight('vision_model.embeddings.patch_embedding.weight', [D, v.num_channels, v.patch_size, v.patch_size]),
-    g.weight('vision_model.embeddings.patch_embedding.bias', [D]),
+    g.weight('vision_model.embeddings.patch_embedding.weight', [D, v.num_channels, v.patch_size, v.patch_size], { after: pixels }),
+    g.weight('vision_model.embeddings.patch_embedding.bias', [D], { after: pixels }),
   ], { kernel_shape: [v.patch_size, v.patch_size], strides: [v.patch_size, v.patch_size] });
   const patches = g.op('Transpose', [g.op('Reshape', [conv, g.constInt64([0, D, -1])])], { perm: [0, 2, 1] });
   const batch = g.op('Shape', [pixels], { start: 0, end: 1 });
   const clsShape = g.op('Concat', [batch, g.constInt64([1, D])], { axis: 0 });
-  const cls = g.op('Expand', [g.weight('vision_model.embeddings.class_embedding', [1, 1, D]), clsShape]);
+  const cls = g.op('Expand', [g.weight('vision_model.embeddings.class_embedding', [1, 1, D], { after: pixels, float32: true }), clsShape]);
   let h = g.op('Add', [
     g.op('Concat', [cls, patches], { axis: 1 }),
-    g.weight('vision_model.embeddings.position_embedding', [1, tokens, D]),
+    g.weight('vision_model.embeddings.position_embedding', [1, tokens, D], { after: pixels, float32: true }),
   ]);
 
   const heads = v.num_attention_heads;
@@ -101,10 +101,18 @@ export function buildCrossKVGraph(config: BlipConfig, weights: TensorIndex, labe
     const k = g.linear(states, `${p}.key`, t.encoder_hidden_size, t.hidden_size);
     const v = g.linear(states, `${p}.value`, t.encoder_hidden_size, t.hidden_size);
     const kT = g.op('Transpose', [g.op('Reshape', [k, g.constInt64([0, -1, heads, headDim])])], { perm: [0, 2, 3, 1] });
-    g.output(kT, crossKeyName(i), g.float, ['image_batch', heads, headDim, tokens]);
-    g.output(g.splitHeads(v, heads, headDim), crossValueName(i), g.float, ['image_batch', heads, tokens, headDim]);
+    g.output(g.toHalf(kT), crossKeyName(i), kvType(precision), ['image_batch', heads, headDim, tokens]);
+    g.output(g.toHalf(g.splitHeads(v, heads, headDim)), crossValueName(i), kvType(precision), ['image_batch', heads, tokens, headDim]);
   }
   return g.build();
+}
+
+/**
+ * Element type of the cross-attention keys/values passed between the graphs: float16 in fp16 even
+ * where the graphs compute in float32 (CPU), which halves the 42 MB they take per image for the large model.
+ */
+function kvType(precision: GraphPrecision): DataType {
+  return precision.dtype === 'fp16' ? DataType.FLOAT16 : F;
 }
 
 export const crossKeyName = (layer: number): string => `cross_key_t.${layer}`;
@@ -123,8 +131,8 @@ export function buildTextGraph(config: BlipConfig, weights: TensorIndex, label: 
   const headDim = t.hidden_size / heads;
   const useImage = g.input(USE_IMAGE, DataType.BOOL, [1]);
   const cross = Array.from({ length: t.num_hidden_layers }, (_, i) => ({
-    kT: g.input(crossKeyName(i), g.float, ['image_batch', heads, headDim, 'image_tokens']),
-    v: g.input(crossValueName(i), g.float, ['image_batch', heads, 'image_tokens', headDim]),
+    kT: g.input(crossKeyName(i), kvType(precision), ['image_batch', heads, headDim, 'image_tokens']),
+    v: g.input(crossValueName(i), kvType(precision), ['image_batch', heads, 'image_tokens', headDim]),
   }));
   const states = textEncoder(g, t, { useImage, cross });
   g.output(g.toFloat32(states), 'text_states', F, ['batch', 'seq', t.hidden_size]);
@@ -143,8 +151,8 @@ function textEncoder(g: GraphBuilder, t: TextConfig, image: { useImage: string; 
   const mask = g.input('attention_mask', I64, ['batch', 'seq']);
 
   const seqLen = g.op('Shape', [ids], { start: 1, end: 2 });
-  const positions = g.op('Slice', [g.weight('text_encoder.embeddings.position_embeddings.weight', [t.max_position_embeddings, H]), g.constInt64([0]), seqLen, g.constInt64([0])]);
-  const words = g.op('Gather', [g.weight('text_encoder.embeddings.word_embeddings.weight', [t.vocab_size, H]), ids], { axis: 0 });
+  const positions = g.rowsOf('text_encoder.embeddings.position_embeddings.weight', [t.max_position_embeddings, H], (table) => g.op('Slice', [table, g.constInt64([0]), seqLen, g.constInt64([0])]), { float32: true });
+  const words = g.rowsOf('text_encoder.embeddings.word_embeddings.weight', [t.vocab_size, H], (table) => g.op('Gather', [table, ids], { axis: 0 }));
   let h = g.layerNorm(g.op('Add', [words, positions]), 'text_encoder.embeddings.LayerNorm', H, t.layer_norm_eps);
 
   // get_extended_attention_mask: (1 - mask) * -10000 over the key axis, not the dtype minimum.
@@ -169,7 +177,7 @@ function textEncoder(g: GraphBuilder, t: TextConfig, image: { useImage: string; 
     const withImage = g.subgraph(`cross${i}`, () => {
       // The image mask is all ones, so its additive term is zero and omitted.
       const cq = g.splitHeads(g.linear(selfOut, `${p}.crossattention.self.query`, H, H), heads, headDim);
-      const crossCtx = g.mergeHeads(g.attention(cq, image.cross[i].kT, image.cross[i].v, divisor), H);
+      const crossCtx = g.mergeHeads(g.attention(cq, g.fromHalf(image.cross[i].kT), g.fromHalf(image.cross[i].v), divisor), H);
       return [g.layerNorm(g.op('Add', [g.linear(crossCtx, `${p}.crossattention.output.dense`, H, H), selfOut]), `${p}.crossattention.output.LayerNorm`, H, t.layer_norm_eps)];
     });
     const textOnly = g.subgraph(`nocross${i}`, () => [selfOut]);

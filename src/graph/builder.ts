@@ -25,10 +25,8 @@ export interface BuiltGraph {
   bytes: Uint8Array;
   weightsFolder: string | undefined;
   /**
-   * float16 weights feeding float32 arithmetic through Casts (fp16 on CPU). onnxruntime folds
-   * them at load into float32 weights it pre-packs: fp32's speed and memory, fp16's rounding.
-   * Keeping the Casts per call was measured worse: onnxruntime runs every weight-only Cast first
-   * (they depend on nothing), so all float32 copies are alive at once (2.4 GB for the large model).
+   * float16 weights feeding float32 arithmetic through Casts (fp16 on CPU), widened per call just
+   * before the operator that reads them (see GraphBuilder.widenPerCall).
    */
   castsWeights?: boolean;
   /** Whether activations (and so the cross-attention key/value inputs and outputs) are float16. */
@@ -47,6 +45,7 @@ export class GraphBuilder {
   private readonly inputs: ValueInfo[] = [];
   private readonly outputs: ValueInfo[] = [];
   private readonly weightCache = new Map<string, string>();
+  private readonly initializerNames = new Set<string>();
   private readonly constCache = new Map<string, string>();
   private readonly external: BuiltGraph['externalTensors'] = [];
   private weightsFolder: string | undefined;
@@ -55,6 +54,18 @@ export class GraphBuilder {
   /** Element type of activations: float16 for dtype fp16 (unless asked for float32), else float32. */
   readonly float: DataType;
   private castsWeights = false;
+  /**
+   * fp16 weights with float32 activations (CPU): each weight stays float16 in memory and is widened
+   * to float32 per call, after the activation its operator reads exists. A Cast of an initializer
+   * alone would either be folded at load (float32 copies of every weight: fp32's memory) or, kept,
+   * run before everything else since it depends on nothing (all float32 copies alive at once,
+   * 2.4 GB for the large model). Reading the weight through a Reshape whose shape is computed from
+   * the activation's dynamic batch size gives the Cast a data dependency that neither constant
+   * folding nor the scheduler can remove, so only the weights of the operators in flight are
+   * float32 at any time.
+   */
+  private readonly widenPerCall: boolean;
+  private gateCache = new Map<string, string>();
   /**
    * Linears as MatMul with the weight transposed once at load (constant-folded), instead of
    * com.microsoft.FusedMatMul reading it transposed in place: GPU providers lack FusedMatMul
@@ -82,6 +93,7 @@ export class GraphBuilder {
     activations: 'fp16' | 'fp32' = dtype === 'fp16' ? 'fp16' : 'fp32',
   ) {
     this.float = activations === 'fp16' ? DataType.FLOAT16 : DataType.FLOAT;
+    this.widenPerCall = dtype === 'fp16' && this.float === DataType.FLOAT;
   }
 
   input(name: string, elemType: DataType, shape: Array<number | string>): string {
@@ -95,10 +107,41 @@ export class GraphBuilder {
     this.outputs.push({ name, elemType, shape });
   }
 
-  /** A checkpoint tensor in the activation type, referenced in place (no copy of the bytes). */
-  weight(tensorName: string, expectShape?: number[]): string {
+  /**
+   * A checkpoint tensor in the activation type, referenced in place (no copy of the bytes).
+   * `after`: the activation the reading operator takes; a float16 weight that feeds float32
+   * arithmetic is widened only once that exists (see widenPerCall); without it, once at load.
+   * `float32`: in fp16 with float32 activations (CPU), keep this tensor in float32, as mixed
+   * precision keeps LayerNorm parameters and position tables (see derivedKind).
+   */
+  weight(tensorName: string, expectShape?: number[], options: { after?: string; float32?: boolean } = {}): string {
     if (this.dtype === 'fp32') return this.externalWeight(tensorName, tensorName, expectShape);
-    return this.externalWeight(derivedName(this.dtype === 'fp16' ? 'f16' : 'f32', tensorName), tensorName, expectShape);
+    return this.externalWeight(derivedName(this.derivedKind(tensorName, options.float32 ?? false), tensorName), tensorName, expectShape, options.after);
+  }
+
+  /**
+   * `use(table)` applied to a lookup table (Gather, Slice), the result then in the activation
+   * type: a float16 table is widened row by row after the lookup, never as a whole.
+   */
+  rowsOf(tensorName: string, expectShape: number[], use: (table: string) => string, options: { float32?: boolean } = {}): string {
+    const float32 = options.float32 ?? false;
+    if (this.derivedKind(tensorName, float32) !== 'f16' || !this.widenPerCall) return use(this.weight(tensorName, expectShape, { float32 }));
+    const table = this.externalWeight(derivedName('f16', tensorName), tensorName, expectShape, undefined, true);
+    return this.op('Cast', [use(table)], { to: this.float });
+  }
+
+  /**
+   * fp16 stores weights as float16, except, with float32 activations (CPU), the tensors its
+   * callers mark `float32` (LayerNorm parameters, position and class embeddings), as PyTorch's
+   * autocast does: on the tiny-384 fixture rounding just the LayerNorm parameters moved ITM margins
+   * by up to 7e-3 and swapped two captions 2e-4 apart (README, "Precision").
+   * They are under 0.5% of the large model's weights. A checkpoint that already stores them as
+   * float16 is read as it is. GPU providers keep float16: their LayerNormalization takes its
+   * parameters in the activation type.
+   */
+  private derivedKind(tensorName: string, float32: boolean): 'f16' | 'f32' {
+    if (this.dtype !== 'fp16') return 'f32';
+    return float32 && this.widenPerCall && this.weights.get(tensorName)?.dtype !== 'F16' ? 'f32' : 'f16';
   }
 
   /** A linear's int8 weight as [in, out] and its per-output-channel float32 scales. */
@@ -110,8 +153,10 @@ export class GraphBuilder {
     ];
   }
 
-  private externalWeight(lookupName: string, tensorName: string, expectShape?: number[]): string {
-    const cached = this.weightCache.get(lookupName);
+  private externalWeight(lookupName: string, tensorName: string, expectShape?: number[], after?: string, stored = false): string {
+    const gated = this.widenPerCall && after !== undefined;
+    const cacheKey = stored ? `stored:${lookupName}` : gated ? `${lookupName}@${after}` : lookupName;
+    const cached = this.weightCache.get(cacheKey);
     if (cached) return cached;
     const info = this.weights.get(lookupName);
     if (!info) throw new CheckpointError(this.checkpointLabel, `missing weight "${tensorName}"; is this a BlipForImageTextRetrieval checkpoint?`);
@@ -130,17 +175,39 @@ export class GraphBuilder {
       throw new CheckpointError(info.file, `weight files must all lie in one folder (found ${this.weightsFolder} and ${folder})`);
     }
     const initName = `w:${lookupName}`;
-    this.initializers.push({
-      name: initName, dataType, dims: info.shape, external: { location, offset: info.offset, length: info.length },
-    });
-    this.external.push({ name: lookupName, location, offset: info.offset, length: info.length });
+    if (!this.initializerNames.has(initName)) {
+      this.initializerNames.add(initName);
+      this.initializers.push({
+        name: initName, dataType, dims: info.shape, external: { location, offset: info.offset, length: info.length },
+      });
+      this.external.push({ name: lookupName, location, offset: info.offset, length: info.length });
+    }
     // Quantized weights and their scales are the operator's own types; float weights are cast to
     // the activation type when the checkpoint stores another one (bf16, fp64).
-    const keep = dataType === this.float || dataType === DataType.INT8 || lookupName.startsWith('q8s:');
-    const value = keep ? initName : this.op('Cast', [initName], { to: this.float });
+    const keep = stored || dataType === this.float || dataType === DataType.INT8 || lookupName.startsWith('q8s:');
+    let value = initName;
+    if (!keep && dataType === DataType.FLOAT16 && gated) {
+      value = this.op('Cast', [this.op('Reshape', [initName, this.sameShapeAfter(after, info.shape.length)])], { to: this.float });
+    } else if (!keep) {
+      value = this.op('Cast', [initName], { to: this.float });
+    }
     if (!keep && dataType === DataType.FLOAT16) this.castsWeights = true;
-    this.weightCache.set(lookupName, value);
+    this.weightCache.set(cacheKey, value);
     return value;
+  }
+
+  /**
+   * A Reshape shape of `rank` zeros ("keep this dimension") computed from `x`'s batch size, which
+   * is dynamic in every graph here, so it is known only once `x` is.
+   */
+  private sameShapeAfter(x: string, rank: number): string {
+    const key = `${x}:${rank}`;
+    const cached = this.gateCache.get(key);
+    if (cached) return cached;
+    const zero = this.op('Mul', [this.op('Shape', [x], { start: 0, end: 1 }), this.constInt64([0])]);
+    const shape = rank === 1 ? zero : this.op('Expand', [zero, this.constInt64([rank])]);
+    this.gateCache.set(key, shape);
+    return shape;
   }
 
   constInt64(values: number[], dims: number[] = [values.length]): string {
@@ -173,6 +240,16 @@ export class GraphBuilder {
     return this.float === DataType.FLOAT ? x : this.op('Cast', [x], { to: DataType.FLOAT });
   }
 
+  /** `x` (in the activation type) as float16 when dtype is fp16; float16 activations pass through. */
+  toHalf(x: string): string {
+    return this.dtype === 'fp16' && this.float === DataType.FLOAT ? this.op('Cast', [x], { to: DataType.FLOAT16 }) : x;
+  }
+
+  /** A value made by toHalf, back in the activation type. */
+  fromHalf(x: string): string {
+    return this.dtype === 'fp16' && this.float === DataType.FLOAT ? this.op('Cast', [x], { to: this.float }) : x;
+  }
+
   /** A float32 value in the activation type. */
   fromFloat32(x: string): string {
     return this.float === DataType.FLOAT ? x : this.op('Cast', [x], { to: this.float });
@@ -197,7 +274,10 @@ export class GraphBuilder {
    */
   subgraph(name: string, build: () => string[]): GraphProto {
     const outer = this.nodes;
+    const outerGates = this.gateCache;
     this.nodes = [];
+    // Gate shapes computed inside the branch are not visible outside it.
+    this.gateCache = new Map(outerGates);
     try {
       const results = build();
       const outputs = results.map((value, i) => {
@@ -208,6 +288,7 @@ export class GraphBuilder {
       return { name, nodes: this.nodes, initializers: [], inputs: [], outputs };
     } finally {
       this.nodes = outer;
+      this.gateCache = outerGates;
     }
   }
 
@@ -219,20 +300,20 @@ export class GraphBuilder {
       // Activations are quantized per call (uint8, asymmetric) by the operator itself; the
       // weights are signed int8 per output channel, which runs about 1.9x faster than uint8 weights.
       const [q, scale] = this.quantizedWeight(prefix, inFeatures, outFeatures);
-      const inputs = bias ? [x, q, scale, '', this.weight(`${prefix}.bias`, [outFeatures])] : [x, q, scale];
+      const inputs = bias ? [x, q, scale, '', this.weight(`${prefix}.bias`, [outFeatures], { after: x })] : [x, q, scale];
       return this.op('DynamicQuantizeMatMul', inputs, {}, undefined, MS_DOMAIN);
     }
-    const w = this.weight(`${prefix}.weight`, [outFeatures, inFeatures]);
+    const w = this.weight(`${prefix}.weight`, [outFeatures, inFeatures], { after: x });
     if (this.matmulLinears) {
       const y = this.op('MatMul', [x, this.op('Transpose', [w], { perm: [1, 0] })]);
-      return bias ? this.op('Add', [y, this.weight(`${prefix}.bias`, [outFeatures])]) : y;
+      return bias ? this.op('Add', [y, this.weight(`${prefix}.bias`, [outFeatures], { after: x })]) : y;
     }
     const y = this.op('FusedMatMul', [x, w], { transA: 0, transB: 1, alpha: new FloatAttr(1) }, undefined, MS_DOMAIN);
-    return bias ? this.op('Add', [y, this.weight(`${prefix}.bias`, [outFeatures])]) : y;
+    return bias ? this.op('Add', [y, this.weight(`${prefix}.bias`, [outFeatures], { after: x })]) : y;
   }
 
   layerNorm(x: string, prefix: string, size: number, epsilon: number): string {
-    return this.op('LayerNormalization', [x, this.weight(`${prefix}.weight`, [size]), this.weight(`${prefix}.bias`, [size])], {
+    return this.op('LayerNormalization', [x, this.weight(`${prefix}.weight`, [size], { after: x, float32: true }), this.weight(`${prefix}.bias`, [size], { after: x, float32: true })], {
       axis: -1, epsilon: new FloatAttr(epsilon),
     });
   }

@@ -40,5 +40,7 @@ export async function buildBlipGraphs(
   const files = new Set<string>();
   for (const t of weights.tensors.values()) files.add(t.file);
   const derived = await prepareDerivedWeights(plan, { dtype, cacheDir: options.cacheDir, checkpointFiles: files.size > 0 ? [...files] : [weights.file] });
-  return { graphs: build(config, derived.tensors, derived.file ?? weights.file, precision), derived };
+  // The checkpoint's own names stay visible: the builder picks a derived kind by the source dtype.
+  const index = new Map([...weights.tensors, ...derived.tensors]);
+  return { graphs: build(config, index, derived.file ?? weights.file, precision), derived };
 }

@@ -296,7 +296,7 @@ export class BlipItmCore<P extends ProcessorSettings> {
       const t = this.config.text_config;
       const headDim = t.hidden_size / t.num_attention_heads;
       const feeds: Record<string, OrtTensor> = { [USE_IMAGE]: this.boolTensor(false) };
-      const half = this.parts.halfActivations;
+      const half = this.parts.halfCrossKV;
       const zeros = (dims: number[]) => (half ? this.halfTensor(new Float32Array(t.hidden_size), dims) : this.floatTensor(new Float32Array(t.hidden_size), dims));
       for (let i = 0; i < t.num_hidden_layers; i++) {
         feeds[crossKeyName(i)] = zeros([1, t.num_attention_heads, headDim, 1]);

@@ -67,7 +67,8 @@ export class BlipForImageTextRetrieval extends BlipItmCore<BlipProcessor> {
       ort,
       sessions,
       halfPixels: dtype === 'fp16',
-      halfActivations: graphs.text.halfActivations === true,
+      // fp16 passes the cross-attention keys/values between graphs as float16 on every provider.
+      halfCrossKV: dtype === 'fp16',
       weightsLabel: source.weights.file,
       preprocessorLabel: join(source.dir, 'preprocessor_config.json'),
       visionBatchSize: options.visionBatchSize,

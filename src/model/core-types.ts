@@ -36,8 +36,8 @@ export interface ModelParts {
   sessions: ModelSessions;
   /** fp16 graphs take pixel_values as float16, as the model card's `.to("cuda", torch.float16)`. */
   halfPixels: boolean;
-  /** Whether the text graph's cross-attention inputs are float16. */
-  halfActivations: boolean;
+  /** Whether the cross-attention keys/values between the graphs are float16 (every fp16 graph). */
+  halfCrossKV: boolean;
   /** The weights file or URL, named in errors about non-finite outputs. */
   weightsLabel: string;
   /** preprocessor_config.json's path or URL, named when its do_resize leaves images the wrong size. */

@@ -68,14 +68,14 @@ export class BlipForImageTextRetrieval extends BlipItmCore<BlipProcessor> {
     options: WebFromPretrainedOptions,
     /** The precision the graphs run in. */
     readonly dtype: Dtype,
-    halfActivations: boolean,
   ) {
     super(config, processor, {
       ort,
       sessions,
       // fp16 takes pixel_values as float16, as on Node.
       halfPixels: dtype === 'fp16',
-      halfActivations,
+      // fp16 passes the cross-attention keys/values between graphs as float16, as on Node.
+      halfCrossKV: dtype === 'fp16',
       weightsLabel: `${source}${WEIGHTS_FILE}`,
       preprocessorLabel: `${source}preprocessor_config.json`,
       textBatchSize: options.textBatchSize,
@@ -137,6 +137,6 @@ export class BlipForImageTextRetrieval extends BlipItmCore<BlipProcessor> {
       await Promise.all(Object.values(sessions).map((s) => s.dispose()));
       throw e;
     }
-    return new BlipForImageTextRetrieval(config, processor, device, files.label, sessions, options, dtype, half);
+    return new BlipForImageTextRetrieval(config, processor, device, files.label, sessions, options, dtype);
   }
 }
