@@ -28,8 +28,10 @@ export async function cardJob(model: BlipForImageTextRetrieval, image: string): 
 /**
  * As a script (`card-job.ts <dir> <image> [threads] [dtype] [weights cache]`): one fresh process loads the model (a) and runs the job once, cold (what a
  * one-shot CLI call pays); prints the timings and the process's peak resident memory (f).
+ * bench/run.ts runs it bundled as plain JavaScript (see bundleCardJob there): like the `blip-itm`
+ * command, with no TypeScript loader in the process.
  */
-if (process.argv[1]?.endsWith('card-job.ts')) {
+if (/card-job\.(ts|mjs)$/.test(process.argv[1] ?? '')) {
   const [dir, image, threads, dtype, weightsCacheDir] = process.argv.slice(2);
   const t0 = performance.now();
   const model = await BlipForImageTextRetrieval.fromPretrained(dir, {
