@@ -5,19 +5,16 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { BlipForImageTextRetrieval } from '../src/model/blip-itm.js';
 import { matchProbability } from '../src/tensor.js';
 import { FIXTURES, goldenFile, manifestEntry, maxAbsDiff, textById } from './helpers/goldens.js';
-import { StaticServer } from './helpers/static-server.js';
+import { BUNDLE, type BundlePage, openBundlePage, skipWithoutChromium } from './helpers/bundle-page.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const BUNDLE = '/dist/web/blip-itm.web.js';
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium); the browser build is not tested`;
+const skip = skipWithoutChromium;
 
 /** test/precision.test.ts's bounds against the fp32 goldens (measured maxima on these models plus ~20%). */
 const BOUNDS = { fp16: { prob: 2e-3, cos: 2e-3 }, int8: { prob: 0.022, cos: 0.045 } } as const;
@@ -27,27 +24,18 @@ const probs = (logits: ArrayLike<number>): number[] => Array.from({ length: logi
 interface PageResult { dtype: string; itm: number[]; cos: number[] }
 
 describe('browser dtypes in headless Chromium', { skip }, () => {
-  let server: StaticServer;
-  let browser: Browser;
   let page: Page;
   const cacheDir = mkdtempSync(join(tmpdir(), 'blip-web-dtype-'));
 
+  let opened: BundlePage | undefined;
+
   before(async () => {
-    execFileSync(process.execPath, ['scripts/build-web.mjs'], { stdio: 'pipe' });
-    server = new StaticServer(resolve('.'));
-    server.route('/', 'text/html; charset=utf-8', '<!doctype html><meta charset="utf-8"><title>blip-itm dtype test</title>');
-    await server.start();
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--enable-unsafe-webgpu'] });
-    const context = await browser.newContext();
-    await context.addInitScript('globalThis.__name = (f) => f;');
-    page = await context.newPage();
-    await page.goto(`${server.origin}/`);
+    opened = await openBundlePage('blip-itm dtype test');
+    ({ page } = opened);
   });
 
   after(async () => {
-    await browser?.close();
-    await server?.stop();
+    await opened?.close();
     rmSync(cacheDir, { recursive: true, force: true });
   });
 

@@ -5,43 +5,31 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { FIXTURES, goldenFile, manifestEntry, maxAbsDiff, textById } from './helpers/goldens.js';
-import { StaticServer } from './helpers/static-server.js';
+import type { StaticServer } from './helpers/static-server.js';
+import { BUNDLE, type BundlePage, openBundlePage, skipWithoutChromium } from './helpers/bundle-page.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const BUNDLE = '/dist/web/blip-itm.web.js';
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium); the browser build is not tested`;
+const skip = skipWithoutChromium;
 
 interface ImageEntry { file: string; format: string; mode: string; pil_convert_rgb_sha256: string }
 const images: ImageEntry[] = (JSON.parse(readFileSync(`${FIXTURES}/images/images.json`, 'utf8')) as { images: ImageEntry[] }).images;
 
 describe('browser build in headless Chromium', { skip }, () => {
   let server: StaticServer;
-  let browser: Browser;
   let context: BrowserContext;
   let page: Page;
 
+  let opened: BundlePage | undefined;
+
   before(async () => {
-    execFileSync(process.execPath, ['scripts/build-web.mjs'], { stdio: 'pipe' });
-    server = new StaticServer(resolve('.'));
-    server.route('/', 'text/html; charset=utf-8', '<!doctype html><meta charset="utf-8"><title>blip-itm web test</title>');
-    await server.start();
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--enable-unsafe-webgpu'] });
-    context = await browser.newContext();
-    // tsx compiles the functions below with esbuild's keepNames, whose __name helper the page lacks.
-    await context.addInitScript('globalThis.__name = (f) => f;');
-    page = await context.newPage();
-    await page.goto(`${server.origin}/`);
+    opened = await openBundlePage('blip-itm web test');
+    ({ server, context, page } = opened);
   });
 
   after(async () => {
-    await browser?.close();
-    await server?.stop();
+    await opened?.close();
   });
 
   test('the bundle contains no Node-only module', () => {
