@@ -74,8 +74,11 @@ export async function modelCacheKey(model: BlipForImageTextRetrieval): Promise<s
   const { fingerprint } = await fingerprintWeights(files.size > 0 ? [...files] : [weights.file]);
   const config = await readRegularFile(join(model.source.dir, 'config.json'), { kind: 'configJson', what: 'config.json' });
   const preprocessor = await readRegularFile(join(model.source.dir, 'preprocessor_config.json'), { kind: 'configJson', what: 'preprocessor_config.json' });
-  // fp32 keeps the key it had before dtypes existed, so existing caches stay valid.
-  const parts = model.dtype === 'fp32' ? [] : [`dtype ${model.dtype}`];
+  // fp32 keeps the key it had before dtypes existed, so existing caches stay valid (its graphs are
+  // pinned byte for byte by test/precision-fp32-graphs.test.ts). fp16 and int8 also key on the graphs
+  // themselves: fp16 computes differently on CPU (float32 arithmetic, mixed precision) than on GPU
+  // providers (float16 end to end), and a graph change must not reuse features of the old one.
+  const parts = model.dtype === 'fp32' ? [] : [`dtype ${model.dtype}`, model.graphs.vision.bytes, model.graphs.text.bytes, model.graphs.crossKV.bytes];
   return sha256Hex(`blip-itm eval cache ${CACHE_FORMAT}`, config, preprocessor, fingerprint, ...parts);
 }
 
