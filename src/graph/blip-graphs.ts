@@ -2,7 +2,8 @@ import type { BlipConfig, TextConfig } from '../checkpoint/blip-config.js';
 import { visionTokens } from '../checkpoint/blip-config.js';
 import type { Dtype } from '../checkpoint/dtype.js';
 import type { TensorIndex } from '../checkpoint/tensor-info.js';
-import { type BuiltGraph, GraphBuilder } from './builder.js';
+import type { BuiltGraph } from './builder.js';
+import { LayerBuilder } from './layers.js';
 import { DataType } from './onnx-proto.js';
 
 /**
@@ -18,7 +19,7 @@ import { DataType } from './onnx-proto.js';
  *
  * `dtype` fp16 runs every graph in float16 (pixel_values enter as float16, the cross-attention
  * keys/values pass between the graphs as float16); the outputs read by the library are cast to
- * float32 (exactly), and the ITC normalisation runs in float32 (see GraphBuilder.l2Normalize).
+ * float32 (exactly), and the ITC normalisation runs in float32 (see LayerBuilder.l2Normalize).
  */
 
 const F = DataType.FLOAT;
@@ -34,8 +35,8 @@ export interface GraphPrecision {
   realPath?: (file: string) => string;
 }
 
-function builder(name: string, weights: TensorIndex, label: string, precision: GraphPrecision): GraphBuilder {
-  const g = new GraphBuilder(name, weights, label, precision.dtype, precision.activations);
+function builder(name: string, weights: TensorIndex, label: string, precision: GraphPrecision): LayerBuilder {
+  const g = new LayerBuilder(name, weights, label, precision.dtype, precision.activations);
   g.matmulLinears = precision.matmulLinears ?? false;
   if (precision.realPath) g.realPath = precision.realPath;
   return g;
@@ -145,7 +146,7 @@ export function buildTextGraph(config: BlipConfig, weights: TensorIndex, label: 
 export const USE_IMAGE = 'use_image';
 
 /** BlipTextModel.forward: embeddings then BERT post-norm layers, optional cross-attention. */
-function textEncoder(g: GraphBuilder, t: TextConfig, image: { useImage: string; cross: Array<{ kT: string; v: string }> }): string {
+function textEncoder(g: LayerBuilder, t: TextConfig, image: { useImage: string; cross: Array<{ kT: string; v: string }> }): string {
   const H = t.hidden_size;
   const ids = g.input('input_ids', I64, ['batch', 'seq']);
   const mask = g.input('attention_mask', I64, ['batch', 'seq']);
