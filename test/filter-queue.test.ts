@@ -9,7 +9,7 @@ import { readManifest } from '../src/filter/manifest.js';
 import { queueNameFor } from '../src/filter/queue.js';
 import { type FilterDataset, writeFilterDataset } from './helpers/filter-dataset.js';
 import { FIXTURES } from './helpers/goldens.js';
-import { partCount, spawnCli, TINY, waitFor } from './helpers/filter-cli.js';
+import { partCount, sleep, spawnCli, TINY, waitFor } from './helpers/filter-cli.js';
 import { readParts, tempFiles } from './helpers/filter-parts.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
@@ -54,10 +54,23 @@ test('3 filter-workers on a real redis-server, one SIGKILLed mid-unit: every uni
     const victim = workers[0];
     const victimName = `${hostname()}:${victim.child.pid}`;
     let victimJob: string | undefined;
+    // Frozen with SIGSTOP before the check, so the unit seen active cannot complete between the
+    // check and the kill (a worker that finished it just then would leave nothing to retry). The
+    // pause lets a completion the worker had already sent reach Redis before the check reads it.
     await waitFor('the first worker to be mid-unit', async () => {
+      if (partCount(output) < 1) return false;
       const active = await queue.getActive();
-      victimJob = active.find((j) => j.processedBy === victimName)?.id;
-      return victimJob !== undefined && partCount(output) >= 1;
+      const candidate = active.find((j) => j.processedBy === victimName)?.id;
+      if (candidate === undefined) return false;
+      victim.child.kill('SIGSTOP');
+      await sleep(250);
+      const job = await queue.getJob(candidate);
+      if (job && (await job.getState()) === 'active' && job.processedBy === victimName) {
+        victimJob = candidate;
+        return true;
+      }
+      victim.child.kill('SIGCONT');
+      return false;
     }, 90_000, 100);
     victim.child.kill('SIGKILL');
     assert.equal((await victim.done).signal, 'SIGKILL');
