@@ -109,21 +109,6 @@ function parseEntry(file: string, name: string, entry: unknown, dataStart: numbe
 }
 
 /**
- * The header of a safetensors file already in memory (the N JSON bytes after the 8-byte length),
- * for platforms that read byte ranges without a file system (the browser build). `file` names the
- * file in errors and in every TensorInfo; `fileSize` bounds the data section.
- */
-export function parseSafetensorsHeader(file: string, header: Uint8Array, fileSize: number): SafetensorsFile {
-  if (header.length > MAX_HEADER_BYTES) {
-    throw new CheckpointError(file, `header length ${header.length} exceeds the ${MAX_HEADER_BYTES}-byte limit; not a safetensors file?`);
-  }
-  if (8 + header.length > fileSize) {
-    throw new CheckpointError(file, `header length ${header.length} runs past the end of the ${fileSize}-byte file (truncated?)`);
-  }
-  return parseHeader(file, header, fileSize);
-}
-
-/**
  * Reads and parses the header of a safetensors file through any platform's byte source: two
  * reads, the length and the JSON. Errors name `source.label`; TensorInfo.file is `infoFile`.
  */

@@ -8,7 +8,7 @@ import { type TensorIndex, type TensorInfo } from './tensor-info.js';
 
 // The header parser is platform-neutral (the browser build reads headers by byte range); this
 // module adds reading checkpoint files from disk.
-export { MAX_HEADER_BYTES, parseSafetensorsHeader, readSafetensorsHeader, type SafetensorsFile } from './safetensors-header.js';
+export { MAX_HEADER_BYTES, readSafetensorsHeader, type SafetensorsFile } from './safetensors-header.js';
 
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   const file = resolve(path);

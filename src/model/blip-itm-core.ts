@@ -8,6 +8,7 @@ import type { Tensor as OrtTensor } from 'onnxruntime-common';
 import type { BlipConfig } from '../checkpoint/blip-config.js';
 import { visionTokens } from '../checkpoint/blip-config.js';
 import { floatsToHalf } from '../checkpoint/half.js';
+import type { Dtype } from '../checkpoint/dtype.js';
 import { BlipError, CheckpointError, UsageError } from '../errors.js';
 import { crossKeyName, crossValueName, USE_IMAGE } from '../graph/blip-graphs.js';
 import { type BlipInputs, rows, type Tensor } from '../tensor.js';
@@ -37,6 +38,11 @@ export class BlipItmCore<P extends ProcessorSettings> {
     readonly processor: P,
     private readonly parts: ModelParts,
   ) {}
+
+  /** The precision the graphs run in. */
+  get dtype(): Dtype {
+    return this.parts.dtype;
+  }
 
   /** Number of vision-encoder runs so far (tests assert that encodings are reused). */
   get visionRuns(): number {
@@ -84,7 +90,7 @@ export class BlipItmCore<P extends ProcessorSettings> {
       const end = Math.min(n, start + step);
       const chunk = rows(pixelValues, start, end);
       // fp16 takes pixel_values as float16, as the model card's `.to("cuda", torch.float16)`.
-      const pixels = this.parts.halfPixels ? this.halfTensor(chunk.data, chunk.dims) : this.floatTensor(chunk.data, chunk.dims);
+      const pixels = this.parts.dtype === 'fp16' ? this.halfTensor(chunk.data, chunk.dims) : this.floatTensor(chunk.data, chunk.dims);
       const out = await this.parts.sessions.vision.run({ pixel_values: pixels });
       // The ITC feature is normalised from the states, so a non-finite state shows here too.
       assertFinite(out.image_embeds.data as Float32Array, this.parts.weightsLabel, 'image features');
@@ -296,7 +302,7 @@ export class BlipItmCore<P extends ProcessorSettings> {
       const t = this.config.text_config;
       const headDim = t.hidden_size / t.num_attention_heads;
       const feeds: Record<string, OrtTensor> = { [USE_IMAGE]: this.boolTensor(false) };
-      const half = this.parts.halfCrossKV;
+      const half = this.parts.dtype === 'fp16';
       const zeros = (dims: number[]) => (half ? this.halfTensor(new Float32Array(t.hidden_size), dims) : this.floatTensor(new Float32Array(t.hidden_size), dims));
       for (let i = 0; i < t.num_hidden_layers; i++) {
         feeds[crossKeyName(i)] = zeros([1, t.num_attention_heads, headDim, 1]);

@@ -60,15 +60,12 @@ export class BlipForImageTextRetrieval extends BlipItmCore<BlipProcessor> {
     readonly graphs: Record<keyof Sessions, BuiltGraph>,
     sessions: Sessions,
     options: FromPretrainedOptions,
-    /** The precision the graphs run in. */
-    readonly dtype: Dtype,
+    dtype: Dtype,
   ) {
     super(config, processor, {
       ort,
       sessions,
-      halfPixels: dtype === 'fp16',
-      // fp16 passes the cross-attention keys/values between graphs as float16 on every provider.
-      halfCrossKV: dtype === 'fp16',
+      dtype,
       weightsLabel: source.weights.file,
       preprocessorLabel: join(source.dir, 'preprocessor_config.json'),
       visionBatchSize: options.visionBatchSize,

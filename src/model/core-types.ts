@@ -1,5 +1,6 @@
 /** The types of the shared forward logic (./blip-itm-core.ts) and of what a platform hands it. */
 import type { Tensor as OrtTensor } from 'onnxruntime-common';
+import type { Dtype } from '../checkpoint/dtype.js';
 import type { Tensor } from '../tensor.js';
 
 export type { OrtTensor };
@@ -34,10 +35,11 @@ export interface ProcessorSettings {
 export interface ModelParts {
   ort: OrtModule;
   sessions: ModelSessions;
-  /** fp16 graphs take pixel_values as float16, as the model card's `.to("cuda", torch.float16)`. */
-  halfPixels: boolean;
-  /** Whether the cross-attention keys/values between the graphs are float16 (every fp16 graph). */
-  halfCrossKV: boolean;
+  /**
+   * The precision the graphs run in. fp16 graphs take pixel_values as float16 (the model card's
+   * `.to("cuda", torch.float16)`) and pass the cross-attention keys/values between them as float16.
+   */
+  dtype: Dtype;
   /** The weights file or URL, named in errors about non-finite outputs. */
   weightsLabel: string;
   /** preprocessor_config.json's path or URL, named when its do_resize leaves images the wrong size. */

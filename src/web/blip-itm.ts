@@ -66,16 +66,12 @@ export class BlipForImageTextRetrieval extends BlipItmCore<BlipProcessor> {
     readonly source: string,
     sessions: Record<GraphKey, WebGraphSession>,
     options: WebFromPretrainedOptions,
-    /** The precision the graphs run in. */
-    readonly dtype: Dtype,
+    dtype: Dtype,
   ) {
     super(config, processor, {
       ort,
       sessions,
-      // fp16 takes pixel_values as float16, as on Node.
-      halfPixels: dtype === 'fp16',
-      // fp16 passes the cross-attention keys/values between graphs as float16, as on Node.
-      halfCrossKV: dtype === 'fp16',
+      dtype,
       weightsLabel: `${source}${WEIGHTS_FILE}`,
       preprocessorLabel: `${source}preprocessor_config.json`,
       textBatchSize: options.textBatchSize,

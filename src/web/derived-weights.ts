@@ -10,9 +10,7 @@ import { type DerivedRequest, derivedLength, deriveTensorBytes, PlanningIndex, t
 import type { TensorIndex } from '../checkpoint/tensor-info.js';
 import type { BuiltGraph } from '../graph/builder.js';
 import type { ByteSource } from './byte-source.js';
-import type { PackedWeights } from './weights.js';
-
-const ALIGN = 64;
+import { type PackedWeights, packedLayout } from './weights.js';
 
 /**
  * Builds a graph whose weights are derived tensors (`build` is called twice: against the plan,
@@ -31,13 +29,7 @@ export async function buildWithDerivedWeights(
 
 /** Converts `requests` into one buffer; their source tensors are read once each, in file order. */
 export async function packDerivedWeights(location: string, requests: DerivedRequest[], source: ByteSource): Promise<PackedWeights> {
-  const index: TensorIndex = new Map();
-  let size = 0;
-  for (const r of requests) {
-    const length = derivedLength(r);
-    index.set(r.name, { name: r.name, dtype: r.dtype, shape: r.shape, file: location, offset: size, length });
-    size = Math.ceil((size + length) / ALIGN) * ALIGN;
-  }
+  const { index, size } = packedLayout(location, requests.map((r) => ({ name: r.name, dtype: r.dtype, shape: r.shape, length: derivedLength(r) })));
   const data = new Uint8Array(size);
   const bySource = new Map<string, DerivedRequest[]>();
   for (const r of requests) bySource.set(r.source.name, [...(bySource.get(r.source.name) ?? []), r]);

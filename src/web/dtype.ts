@@ -5,20 +5,12 @@
  * it (SwiftShader, some integrated GPUs) the default falls back to fp32, and an explicit fp16 is
  * refused with a one-line error rather than left to fail inside onnxruntime.
  */
-import type { Dtype } from '../checkpoint/dtype.js';
+import { type Dtype, parseDtype } from '../checkpoint/dtype.js';
 import { UsageError } from '../errors.js';
 import type { WebDevice } from './session.js';
 
 export const WEB_NO_SHADER_F16 =
   'dtype "fp16" on device "webgpu" needs the adapter feature "shader-f16", which this browser\'s WebGPU adapter lacks (SwiftShader has none): use dtype "fp32" or "int8", or device "wasm"';
-
-/** `value` as a dtype ('q8' is 'int8'), or a usage error; undefined stays undefined (the default applies). */
-export function parseWebDtype(value: unknown): Dtype | undefined {
-  if (value === undefined) return undefined;
-  if (value === 'q8') return 'int8';
-  if (value === 'fp32' || value === 'fp16' || value === 'int8') return value;
-  throw new UsageError(`dtype must be "fp32", "fp16", "int8" or "q8", got ${JSON.stringify(value)}`);
-}
 
 /** Whether this browser's WebGPU adapter offers float16 shaders. */
 export async function webgpuHasShaderF16(): Promise<boolean> {
@@ -33,7 +25,8 @@ export async function webgpuHasShaderF16(): Promise<boolean> {
  * model's graphs run on unless overridden per graph; any graph on WebGPU makes fp16 need shader-f16).
  */
 export async function resolveWebDtype(requested: unknown, device: WebDevice, devices: readonly WebDevice[]): Promise<Dtype> {
-  const dtype = parseWebDtype(requested);
+  // Undefined stays undefined here: the browser's default depends on the device.
+  const dtype = requested === undefined ? undefined : parseDtype(requested);
   const onGpu = devices.includes('webgpu');
   if (dtype === 'fp16' && onGpu && !(await webgpuHasShaderF16())) throw new UsageError(WEB_NO_SHADER_F16);
   if (dtype !== undefined) return dtype;

@@ -4,7 +4,6 @@
  */
 import * as ort from 'onnxruntime-web';
 import { BlipError } from '../errors.js';
-import { floatsToHalf } from '../checkpoint/half.js';
 import type { BuiltGraph } from '../graph/builder.js';
 
 export type WebDevice = 'webgpu' | 'wasm';
@@ -76,11 +75,3 @@ export class WebGraphSession {
     await this.session.release();
   }
 }
-
-export type WebTensor = ort.Tensor;
-
-export const floatTensor = (data: Float32Array, dims: readonly number[]): ort.Tensor => new ort.Tensor('float32', data, dims);
-/** A float16 tensor of float32 values (rounded to nearest even). */
-export const halfTensor = (data: Float32Array, dims: readonly number[]): ort.Tensor => new ort.Tensor('float16', floatsToHalf(data), dims);
-export const int64Tensor = (data: BigInt64Array, dims: readonly number[]): ort.Tensor => new ort.Tensor('int64', data, dims);
-export const boolTensor = (value: boolean): ort.Tensor => new ort.Tensor('bool', new Uint8Array([value ? 1 : 0]), [1]);

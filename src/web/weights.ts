@@ -5,7 +5,7 @@
  * WASM heap to the weights it needs, which is what lets a large checkpoint fit in wasm32's 4 GB.
  */
 import { readSafetensorsHeader } from '../checkpoint/safetensors-header.js';
-import type { TensorIndex } from '../checkpoint/tensor-info.js';
+import type { TensorIndex, TensorInfo } from '../checkpoint/tensor-info.js';
 import type { BuiltGraph } from '../graph/builder.js';
 import type { ByteSource } from './byte-source.js';
 
@@ -26,19 +26,28 @@ export interface PackedWeights {
 const ALIGN = 64;
 
 /**
+ * Where each tensor goes in a packed buffer named `location`: one after another, each starting
+ * 64-byte aligned (onnxruntime-web views them as typed arrays in place). Returns the index and size.
+ */
+export function packedLayout(location: string, tensors: Iterable<Pick<TensorInfo, 'name' | 'dtype' | 'shape' | 'length'>>): { index: TensorIndex; size: number } {
+  const index: TensorIndex = new Map();
+  let size = 0;
+  for (const t of tensors) {
+    index.set(t.name, { name: t.name, dtype: t.dtype, shape: t.shape, length: t.length, file: location, offset: size });
+    size = Math.ceil((size + t.length) / ALIGN) * ALIGN;
+  }
+  return { index, size };
+}
+
+/**
  * Copies the tensors `graph` references out of `source` into one buffer. `graph` is a first build
  * against the file's own index; the caller rebuilds it against `index` so its external data points
  * into the packed buffer.
  */
 export async function packGraphWeights(graph: BuiltGraph, tensors: TensorIndex, source: ByteSource): Promise<PackedWeights> {
   const location = `${graph.name}.weights`;
-  const index: TensorIndex = new Map();
-  let size = 0;
   const used = [...new Set(graph.externalTensors.map((t) => t.name))].map((name) => tensors.get(name)!);
-  for (const info of used) {
-    index.set(info.name, { ...info, file: location, offset: size });
-    size = Math.ceil((size + info.length) / ALIGN) * ALIGN;
-  }
+  const { index, size } = packedLayout(location, used);
   const data = new Uint8Array(size);
   // Neighbouring tensors are read in one range, so a checkpoint costs a few dozen reads, not hundreds.
   const sorted = [...used].sort((a, b) => a.offset - b.offset);
