@@ -40,10 +40,16 @@ export class GraphSession {
       // Left at 0, onnxruntime-node ran on one thread on a 2-vCPU VM: half the GEMM rate.
       intraOpNumThreads: options.intraOpThreads ?? availableParallelism(),
     };
-    const extra: Record<string, Record<string, string>> = {};
     // onnxruntime-node passes `extra` through as session config entries.
-    if (graph.weightsFolder) extra.session = { model_external_initializers_file_folder_path: graph.weightsFolder };
-    if (Object.keys(extra).length > 0) (sessionOptions as Record<string, unknown>).extra = extra;
+    const session: Record<string, string> = {
+      // Each session has its own thread pool, whose threads keep spinning after a run. A model
+      // runs several sessions in turn (vision, cross-attention K/V, text, ITM), and on a 2-vCPU
+      // machine the previous session's spinning threads took half the CPU from the next one
+      // (bench/session-spin.ts: an int8 GEMM took 7.5 ms instead of 3.9 after another session's run).
+      force_spinning_stop: '1',
+    };
+    if (graph.weightsFolder) session.model_external_initializers_file_folder_path = graph.weightsFolder;
+    (sessionOptions as Record<string, unknown>).extra = { session };
     try {
       return new GraphSession(graph.name, await ort.InferenceSession.create(graph.bytes, sessionOptions));
     } catch (e) {
