@@ -1,5 +1,6 @@
 import { BlipForImageTextRetrieval } from '../src/model/blip-itm.js';
 import { matchProbability } from '../src/tensor.js';
+import { peakRssMb } from './peak-rss.js';
 
 /** The model card's job for 1 image x 10 captions: image file in, ITM probability and cosine out. */
 export const CAPTIONS = [
@@ -46,7 +47,7 @@ if (/card-job\.(ts|mjs)$/.test(process.argv[1] ?? '')) {
   await model.dispose();
   const derived = model.source.derived;
   process.stdout.write(`${JSON.stringify({
-    load_s: loadS, card_job_cold_s: coldS, peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    load_s: loadS, card_job_cold_s: coldS, peak_rss_mb: peakRssMb(),
     converted_s: derived?.seconds ?? 0, converted_written: derived?.written ?? false,
   })}\n`);
 }

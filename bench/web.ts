@@ -8,7 +8,7 @@
  * Without a folder, the random-weight checkpoint of blip-itm-large-coco's layout is written once
  * (bench/random-checkpoint.ts). Peak memory: browser = the largest sum of RSS over Chromium's
  * processes, sampled every 200 ms (shared pages counted once per process, so an upper bound);
- * Node = peak RSS (maxRSS) of a child process that does nothing but its own load and runs.
+ * Node = peak RSS (VmHWM) of a child process that does nothing but its own load and runs.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { BlipForImageTextRetrieval } from '../src/model/blip-itm.js';
 import { StaticServer } from '../test/helpers/static-server.js';
+import { peakRssMb } from './peak-rss.js';
 import { benchCheckpoint } from './random-checkpoint.js';
 
 const image = 'test/fixtures/images/coco_000000039769.png';
@@ -110,7 +111,7 @@ async function nodeRun(dir: string, count: number, dtype: 'fp32' | 'int8'): Prom
       }
       await model.dispose();
     }
-    return { ...out, peak_rss_gb: (process.resourceUsage().maxRSS * 1024) / 2 ** 30 };
+    return { ...out, peak_rss_gb: peakRssMb() / 1024 };
   } finally {
     rmSync(cacheDir, { recursive: true, force: true });
   }
