@@ -3,6 +3,7 @@
 // JavaScript, no build step and nothing loaded from elsewhere.
 
 import { scoreInBrowser } from '/page/browser-mode.js';
+import { readReply } from '/page/reply.js';
 
 const $ = (id) => document.getElementById(id);
 const form = $('score-form');
@@ -135,14 +136,8 @@ form.addEventListener('submit', async (e) => {
   try {
     const response = await fetch('/v1/score', { method: 'POST', body, headers });
     const ms = performance.now() - started;
-    let payload = null;
-    try {
-      payload = await response.json();
-    } catch {
-      // a proxy's HTML error page, or a dropped connection: reported below by status
-    }
+    const { payload, detail } = await readReply(response);
     if (!response.ok) {
-      const detail = payload && payload.error ? payload.error.message : `${response.status} ${response.statusText}`;
       const prefix = response.status === 415 ? 'Not an image the server can read' : `The server answered ${response.status}`;
       showMessage(`${prefix}: ${detail}`);
       if (response.status === 401) apiKey.closest('details').open = true;

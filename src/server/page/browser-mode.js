@@ -2,6 +2,8 @@
 // /web/), with the checkpoint's files from /model/. Nothing goes to the /v1 API; the image and
 // captions never leave the page. Loaded on first use only, so the server mode costs nothing.
 
+import { readReply } from '/page/reply.js';
+
 let web = null;
 let loaded = null; // { key, model, name }
 
@@ -9,14 +11,8 @@ let loaded = null; // { key, model, name }
 async function modelFor({ device, dtype, apiKey, onProgress }) {
   const headers = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
   const response = await fetch('/model/manifest.json', { headers });
-  let manifest = null;
-  try {
-    manifest = await response.json();
-  } catch {
-    // reported below by status
-  }
+  const { payload: manifest, detail } = await readReply(response);
   if (!response.ok) {
-    const detail = manifest && manifest.error ? manifest.error.message : `${response.status} ${response.statusText}`;
     const error = new Error(`The server does not offer its model files (${detail})`);
     error.status = response.status;
     throw error;

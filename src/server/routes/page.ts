@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ServiceContext } from '../context.js';
 
 /**
- * The web page at "/": three static files beside this module's folder (src/server/page under tsx,
+ * The web page at "/": static files beside this module's folder (src/server/page under tsx,
  * dist/server/page once built; the build copies them). Read once at start-up, served from memory.
  */
 const PAGE_DIR = new URL('../page/', import.meta.url);
@@ -13,6 +13,7 @@ const ASSETS: Record<string, string> = {
   'index.html': 'text/html; charset=utf-8',
   'app.js': 'text/javascript; charset=utf-8',
   'browser-mode.js': 'text/javascript; charset=utf-8',
+  'reply.js': 'text/javascript; charset=utf-8',
   'style.css': 'text/css; charset=utf-8',
 };
 
@@ -37,6 +38,7 @@ export function pageRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   app.get('/', hide, send('index.html', html));
   app.get('/page/app.js', hide, send('app.js', files['app.js']));
   app.get('/page/browser-mode.js', hide, send('browser-mode.js', files['browser-mode.js']));
+  app.get('/page/reply.js', hide, send('reply.js', files['reply.js']));
   app.get('/page/style.css', hide, send('style.css', files['style.css']));
 }
 
