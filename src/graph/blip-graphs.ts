@@ -4,7 +4,6 @@ import type { Dtype } from '../checkpoint/dtype.js';
 import type { TensorIndex } from '../checkpoint/tensor-info.js';
 import type { BuiltGraph } from './builder.js';
 import { LayerBuilder } from './layers.js';
-import { quantizesLinear } from './quantization-policy.js';
 import { DataType } from './onnx-proto.js';
 
 /**
@@ -70,11 +69,9 @@ export function buildVisionGraph(config: BlipConfig, weights: TensorIndex, label
   const heads = v.num_attention_heads;
   for (let i = 0; i < v.num_hidden_layers; i++) {
     const p = `vision_model.encoder.layers.${i}`;
-    // Pre-norm block; qkv is one projection whose rows are query, key, value.
+    // Pre-norm block.
     const normed = g.layerNorm(h, `${p}.layer_norm1`, D, v.layer_norm_eps);
-    const ctx = g.dtype === 'int8' && quantizesLinear(`${p}.self_attn.qkv`)
-      ? g.quantizedSelfAttention(normed, `${p}.self_attn.qkv`, D, heads)
-      : visionSelfAttention(g, normed, `${p}.self_attn.qkv`, D, heads);
+    const ctx = g.packedSelfAttention(normed, `${p}.self_attn.qkv`, D, heads);
     h = g.op('Add', [g.linear(ctx, `${p}.self_attn.projection`, D, D), h]);
     const normed2 = g.layerNorm(h, `${p}.layer_norm2`, D, v.layer_norm_eps);
     const mlp = g.linear(g.activation(g.linear(normed2, `${p}.mlp.fc1`, D, v.intermediate_size), v.hidden_act), `${p}.mlp.fc2`, v.intermediate_size, D);
@@ -86,16 +83,6 @@ export function buildVisionGraph(config: BlipConfig, weights: TensorIndex, label
   const feat = g.l2Normalize(g.linear(g.selectToken(states, 0), 'vision_proj', D, config.image_text_hidden_size));
   g.output(feat, 'image_embeds', F, ['batch', config.image_text_hidden_size]);
   return g.build();
-}
-
-/** BlipAttention on `x` with heads merged: [B, S, hidden]. */
-function visionSelfAttention(g: LayerBuilder, x: string, qkvPrefix: string, hidden: number, heads: number): string {
-  const headDim = hidden / heads;
-  const qkv = g.linear(x, qkvPrefix, hidden, 3 * hidden);
-  const split = g.op('Transpose', [g.op('Reshape', [qkv, g.constInt64([0, -1, 3, heads, headDim])])], { perm: [2, 0, 3, 1, 4] });
-  const [q, k, v] = [0, 1, 2].map((j) => g.op('Gather', [split, g.constInt64([j], [])], { axis: 0 }));
-  const kT = g.op('Transpose', [k], { perm: [0, 1, 3, 2] });
-  return g.mergeHeads(g.attention(q, kT, v, { mul: headDim ** -0.5 }), hidden);
 }
 
 export function buildCrossKVGraph(config: BlipConfig, weights: TensorIndex, label: string, precision: GraphPrecision = { dtype: 'fp32' }): BuiltGraph {

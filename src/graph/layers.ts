@@ -9,8 +9,13 @@ import { quantizesLinear } from './quantization-policy.js';
 export class LayerBuilder extends GraphBuilder {
 
   /** x @ W^T + b with PyTorch's [out, in] weight layout, which FusedMatMul reads transposed in place. */
+  /** Whether the linear `prefix` runs in int8 (quantization-policy.ts). */
+  private quantizes(prefix: string): boolean {
+    return this.dtype === 'int8' && quantizesLinear(prefix);
+  }
+
   linear(x: string, prefix: string, inFeatures: number, outFeatures: number, bias = true): string {
-    if (this.dtype === 'int8' && quantizesLinear(prefix)) {
+    if (this.quantizes(prefix)) {
       // Activations are quantized per call (uint8, asymmetric) by the operator itself; the
       // weights are signed int8 per output channel, which runs about 1.9x faster than uint8 weights.
       const [q, scale] = this.quantizedWeight(prefix, inFeatures, outFeatures);
@@ -27,18 +32,29 @@ export class LayerBuilder extends GraphBuilder {
   }
 
   /**
-   * Self-attention whose qkv projection is int8, as `com.microsoft.QAttention`: the input quantized
-   * per call (uint8, per tensor: what DynamicQuantizeMatMul does inside), the qkv weights signed int8
-   * per output column, the attention products and softmax float32 with head_dim^-0.5 (the operator's
-   * default scale, which is BLIP's). Returns the heads merged, [B, S, hidden]. The same numbers as the
-   * projection, Reshape/Transpose/Split, attention and merge written out, but the projection writes
-   * each head's q, k and v in place: 7% less int8 vision time here (docs/performance.md).
+   * BlipAttention with one packed qkv projection (rows: query, key, value), on `x` [B, S, hidden];
+   * returns the heads merged, [B, S, hidden], scaled by head_dim^-0.5 as the vision tower does.
+   *
+   * When the projection is int8 it runs as `com.microsoft.QAttention`: the input quantized per call
+   * (uint8, per tensor: what DynamicQuantizeMatMul does inside), the qkv weights signed int8 per
+   * output column, the attention products and softmax float32 with the operator's default scale,
+   * 1/sqrt(head_dim). The same numbers as the float path below with an int8 linear, but each head's
+   * q, k and v are written in place instead of reshaped, transposed and split: 7% less int8 vision
+   * time here (docs/performance.md).
    */
-  quantizedSelfAttention(x: string, prefix: string, hidden: number, heads: number): string {
-    const [q, scale] = this.quantizedWeight(prefix, hidden, 3 * hidden);
-    const [xq, xScale, xZero] = this.opMulti('DynamicQuantizeLinear', [x], {}, 3);
-    const bias = this.weight(`${prefix}.bias`, [3 * hidden], { after: x });
-    return this.op('QAttention', [xq, q, bias, xScale, scale, '', xZero], { num_heads: heads }, undefined, MS_DOMAIN);
+  packedSelfAttention(x: string, prefix: string, hidden: number, heads: number): string {
+    if (this.quantizes(prefix)) {
+      const [q, scale] = this.quantizedWeight(prefix, hidden, 3 * hidden);
+      const [xq, xScale, xZero] = this.opMulti('DynamicQuantizeLinear', [x], {}, 3);
+      const bias = this.weight(`${prefix}.bias`, [3 * hidden], { after: x });
+      return this.op('QAttention', [xq, q, bias, xScale, scale, '', xZero], { num_heads: heads }, undefined, MS_DOMAIN);
+    }
+    const headDim = hidden / heads;
+    const qkv = this.linear(x, prefix, hidden, 3 * hidden);
+    const split = this.op('Transpose', [this.op('Reshape', [qkv, this.constInt64([0, -1, 3, heads, headDim])])], { perm: [2, 0, 3, 1, 4] });
+    const [q, k, v] = [0, 1, 2].map((j) => this.op('Gather', [split, this.constInt64([j], [])], { axis: 0 }));
+    const kT = this.op('Transpose', [k], { perm: [0, 1, 3, 2] });
+    return this.mergeHeads(this.attention(q, kT, v, { mul: headDim ** -0.5 }), hidden);
   }
 
   layerNorm(x: string, prefix: string, size: number, epsilon: number): string {
